@@ -1,0 +1,2 @@
+//! The checking machinery behind the `sixfold` command: the model-check runner, the explorer
+//! launcher and the linearizability checker for recorded histories.

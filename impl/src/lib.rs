@@ -1,0 +1,1 @@
+//! The runtime: drives the protocol actors of `sixfold-model` over real sockets and disks.

@@ -1,0 +1,1 @@
+//! Checked-in traces live beside this crate; its tests replay them.
