@@ -1,0 +1,129 @@
+//! `Node`: the one `stateright::actor::Actor` every process of sixfold runs.
+//!
+//! The model checker and the runtime both drive this type through the same three entry points
+//! (`on_start`, `on_msg`, `on_timeout`). A node is a segment, the writer or a client; the variants
+//! delegate to the step functions in [`crate::storage_node`], [`crate::writer`] and
+//! [`crate::client`], which are the only place protocol decisions are made.
+
+use crate::client::{Client, ClientState};
+use crate::log::Log;
+use crate::msg::Msg;
+use crate::storage_node::StorageNode;
+use crate::writer::{Writer, WriterState};
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+
+/// A process of the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// A storage node holding one segment.
+    Segment(StorageNode),
+    /// The writer instance.
+    Writer(Writer),
+    /// A client of the writer.
+    Client(Client),
+}
+
+/// A node's volatile state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// A segment's in-memory log.
+    Segment(Log),
+    /// The writer's watermarks and queues.
+    Writer(WriterState),
+    /// A client's progress through its script.
+    Client(ClientState),
+}
+
+/// What a node saves durably: only segments save (their log).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum NodeStorage {
+    /// A segment's durable log.
+    Segment(Log),
+}
+
+/// Timers: none yet; the type exists so the runtime's timer plumbing has one to carry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum NodeTimer {}
+
+/// Runs `f` on the inner state of the expected variant, keeping `Cow` borrowed until `f` writes.
+fn with_inner<T: Clone>(
+    state: &mut Cow<NodeState>,
+    get: fn(&NodeState) -> Option<&T>,
+    wrap: fn(T) -> NodeState,
+    f: impl FnOnce(&mut Cow<T>),
+) {
+    let Some(inner) = get(state) else { return };
+    let mut inner = Cow::Borrowed(inner);
+    f(&mut inner);
+    if let Cow::Owned(inner) = inner {
+        *state.to_mut() = wrap(inner);
+    }
+}
+
+impl Actor for Node {
+    type Msg = Msg;
+    type State = NodeState;
+    type Timer = NodeTimer;
+    type Storage = NodeStorage;
+    type Random = ();
+
+    fn name(&self) -> String {
+        match self {
+            Node::Segment(_) => "segment",
+            Node::Writer(_) => "writer",
+            Node::Client(_) => "client",
+        }
+        .to_string()
+    }
+
+    fn on_start(&self, _id: Id, storage: &Option<NodeStorage>, o: &mut Out<Self>) -> NodeState {
+        match self {
+            Node::Segment(s) => {
+                let log = storage.as_ref().map(|NodeStorage::Segment(l)| l.clone());
+                NodeState::Segment(s.on_start(&log))
+            }
+            Node::Writer(w) => NodeState::Writer(w.on_start(o)),
+            Node::Client(c) => NodeState::Client(c.on_start(o)),
+        }
+    }
+
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<NodeState>,
+        src: Id,
+        msg: Msg,
+        o: &mut Out<Self>,
+    ) {
+        match self {
+            Node::Segment(s) => with_inner(
+                state,
+                |st| match st {
+                    NodeState::Segment(l) => Some(l),
+                    _ => None,
+                },
+                NodeState::Segment,
+                |inner| s.on_msg(inner, src, msg, o),
+            ),
+            Node::Writer(w) => with_inner(
+                state,
+                |st| match st {
+                    NodeState::Writer(ws) => Some(ws),
+                    _ => None,
+                },
+                NodeState::Writer,
+                |inner| w.on_msg(inner, src, msg, o),
+            ),
+            Node::Client(c) => with_inner(
+                state,
+                |st| match st {
+                    NodeState::Client(cs) => Some(cs),
+                    _ => None,
+                },
+                NodeState::Client,
+                |inner| c.on_msg(inner, msg, o),
+            ),
+        }
+    }
+}

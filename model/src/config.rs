@@ -1,0 +1,163 @@
+//! Geometry, quorum rules and protocol variants: one value handed to every actor.
+//!
+//! Aurora places each protection group on six segments, two in each of three availability zones.
+//! The quorum sizes and the deliberately broken variants (mutants) live here, in one `Config`, so
+//! that the model checker and the runtime hand the *same* value to the *same* step functions and
+//! no rule is a constant scattered through the code.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Number of segments (storage nodes) in a protection group.
+pub const SEGMENTS: usize = 6;
+/// Number of availability zones the segments are spread over.
+pub const AZS: usize = 3;
+
+/// Index of a segment within its protection group, `0..SEGMENTS`.
+pub type Segment = usize;
+
+/// The availability zone a segment lives in: segments `2z` and `2z+1` share AZ `z`.
+pub fn az_of(segment: Segment) -> usize {
+    segment / (SEGMENTS / AZS)
+}
+
+/// A deliberately broken variant of the protocol, used to show that a property catches something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Mutant {
+    /// The writer counts a record durable after 3 acks instead of 4 (Vw = 3).
+    WriteQuorum3,
+    /// Single-node reads ignore SCL: the writer picks the first segment and the segment serves
+    /// whatever it has below the read point, gaps and all.
+    ReadAnyNode,
+    /// Segments ignore the read point and return their newest record, committed or not.
+    ReadUnbounded,
+}
+
+impl Mutant {
+    /// Every mutant, for `--help` listings and exhaustive tests.
+    pub const ALL: [Mutant; 3] = [
+        Mutant::WriteQuorum3,
+        Mutant::ReadAnyNode,
+        Mutant::ReadUnbounded,
+    ];
+
+    /// The name used on the command line and in trace files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::WriteQuorum3 => "write-quorum-3",
+            Mutant::ReadAnyNode => "read-any-node",
+            Mutant::ReadUnbounded => "read-unbounded",
+        }
+    }
+
+    /// One line saying what the mutant breaks, for listings.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mutant::WriteQuorum3 => "writer commits after 3 of 6 acks (Vw = 3)",
+            Mutant::ReadAnyNode => "single-node reads ignore SCL bookkeeping",
+            Mutant::ReadUnbounded => "segments serve their newest record, ignoring the read point",
+        }
+    }
+}
+
+impl fmt::Display for Mutant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for a mutant name nobody defined; it lists the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownMutant(pub String);
+
+impl fmt::Display for UnknownMutant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = Mutant::ALL.iter().map(|m| m.name()).collect();
+        write!(
+            f,
+            "unknown mutant '{}'; valid mutants: {}",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownMutant {}
+
+impl FromStr for Mutant {
+    type Err = UnknownMutant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mutant::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownMutant(s.to_string()))
+    }
+}
+
+/// The protocol configuration every actor is built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Config {
+    /// Write quorum: acks needed before a record counts toward PGCL (4 in Aurora).
+    pub write_quorum: usize,
+    /// Read quorum: SCL reports needed to open the volume (3 in Aurora).
+    pub read_quorum: usize,
+    /// The broken variant in force, if any.
+    pub mutant: Option<Mutant>,
+}
+
+impl Config {
+    /// Aurora's protocol, or the given mutant of it.
+    pub fn new(mutant: Option<Mutant>) -> Self {
+        let write_quorum = if mutant == Some(Mutant::WriteQuorum3) {
+            3
+        } else {
+            4
+        };
+        Config {
+            write_quorum,
+            read_quorum: 3,
+            mutant,
+        }
+    }
+
+    /// Whether the given mutant is in force.
+    pub fn is(&self, mutant: Mutant) -> bool {
+        self.mutant == Some(mutant)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorums_overlap_only_in_the_real_protocol() {
+        let real = Config::default();
+        assert!(real.write_quorum + real.read_quorum > SEGMENTS);
+        assert!(2 * real.write_quorum > SEGMENTS);
+        let broken = Config::new(Some(Mutant::WriteQuorum3));
+        assert!(broken.write_quorum + broken.read_quorum <= SEGMENTS);
+    }
+
+    #[test]
+    fn two_segments_per_az() {
+        let per_az: Vec<usize> = (0..SEGMENTS).map(az_of).collect();
+        assert_eq!(per_az, vec![0, 0, 1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn mutant_names_round_trip_and_unknown_names_list_choices() {
+        for m in Mutant::ALL {
+            assert_eq!(m.name().parse::<Mutant>(), Ok(m));
+        }
+        let err = "nope".parse::<Mutant>().unwrap_err().to_string();
+        assert!(err.contains("write-quorum-3") && err.contains("read-any-node"));
+    }
+}
