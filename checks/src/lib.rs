@@ -1,2 +1,3 @@
 //! The checking machinery behind the `sixfold` command: the model-check runner, the explorer
 //! launcher and the linearizability checker for recorded histories.
+pub mod lincheck;
