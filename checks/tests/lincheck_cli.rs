@@ -1,0 +1,203 @@
+//! The `sixfold lincheck` command line: exit statuses, verdict output and error messages, and
+//! sixfold's NDJSON history format end to end.
+
+/// Named `lincheck` so `cargo test lincheck` selects these tests.
+mod lincheck {
+    use sixfold_checks::lincheck::history::{
+        parse, Format, HistoryWriter, OpKind, Outcome, Record, Value,
+    };
+    use sixfold_checks::lincheck::search::{check, CheckOptions, Verdict};
+    use sixfold_checks::lincheck::{LincheckError, ModelKind};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    fn scratch(name: &str, contents: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sixfold-lincheck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+
+    fn shared(rel: &str) -> PathBuf {
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories/porcupine");
+        assert!(
+            dir.is_dir(),
+            "the public histories are missing: expected {}",
+            dir.display()
+        );
+        dir.join(rel)
+    }
+
+    /// Runs `sixfold lincheck ARGS`: (exit status, stdout, stderr).
+    fn sixfold(args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_sixfold"))
+            .arg("lincheck")
+            .args(args)
+            .output()
+            .expect("run sixfold");
+        (
+            out.status.code().expect("exit status"),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn rec(client: u64, call: u64, ret: u64, op: OpKind, value: Option<i64>) -> Record {
+        Record {
+            client,
+            call,
+            ret: Some(ret),
+            outcome: Outcome::Ok,
+            op,
+            key: None,
+            value: value.map(Value::Int),
+            from: None,
+            to: None,
+        }
+    }
+
+    /// write 1, then a read of 1 that overlaps a write of 2, then a stale read of 1.
+    fn stale_read_history() -> String {
+        let mut w = HistoryWriter::new(Vec::new());
+        for r in [
+            rec(0, 0, 10, OpKind::Write, Some(1)),
+            rec(1, 20, 30, OpKind::Write, Some(2)),
+            rec(0, 25, 28, OpKind::Read, Some(1)),
+            rec(2, 40, 50, OpKind::Read, Some(1)),
+        ] {
+            w.record(&r).expect("write record");
+        }
+        String::from_utf8(w.finish().expect("finish")).expect("utf8")
+    }
+
+    #[test]
+    fn ndjson_written_by_the_writer_reads_back_and_checks() {
+        let text = stale_read_history();
+        let history = parse(Path::new("mem"), &text, Format::Auto).expect("parses");
+        assert_eq!(history.ops.len(), 4);
+        let options = CheckOptions {
+            model: ModelKind::Register,
+            time_limit: None,
+        };
+        assert_eq!(check(&history, &options).verdict, Verdict::NotLinearizable);
+        // Without the stale read the rest is linearizable.
+        let fine: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+        let history = parse(Path::new("mem"), &fine, Format::Ndjson).expect("parses");
+        assert_eq!(check(&history, &options).verdict, Verdict::Linearizable);
+    }
+
+    #[test]
+    fn unknown_outcomes_may_take_effect_late_or_never() {
+        let text = r#"{"client":0,"call":0,"outcome":"unknown","op":"write","value":7}
+{"client":1,"call":5,"return":6,"outcome":"ok","op":"read","value":null}
+{"client":1,"call":100,"return":101,"outcome":"ok","op":"read","value":7}
+{"client":1,"call":200,"return":201,"outcome":"ok","op":"read","value":7}
+"#;
+        let history = parse(Path::new("mem"), text, Format::Auto).expect("parses");
+        let options = CheckOptions {
+            model: ModelKind::Register,
+            time_limit: None,
+        };
+        assert_eq!(check(&history, &options).verdict, Verdict::Linearizable);
+        // But once seen, it cannot be undone.
+        let undone = format!(
+            "{text}{}\n",
+            r#"{"client":1,"call":300,"return":301,"outcome":"ok","op":"read","value":null}"#
+        );
+        let history = parse(Path::new("mem"), &undone, Format::Auto).expect("parses");
+        assert_eq!(check(&history, &options).verdict, Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn bad_ndjson_names_file_and_line() {
+        let text = "{\"client\":0,\"call\":0,\"return\":1,\"outcome\":\"ok\",\"op\":\"read\"}\n\
+                    {\"client\":0,\"call\":5,\"return\":1,\"outcome\":\"ok\",\"op\":\"read\"}\n";
+        match parse(Path::new("h.ndjson"), text, Format::Auto) {
+            Err(LincheckError::Parse { line, message, .. }) => {
+                assert_eq!(line, 2);
+                assert!(message.contains("before call"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lincheck_exit_status_is_0_for_linearizable() {
+        let path = scratch(
+            "ok.ndjson",
+            &stale_read_history()
+                .lines()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let (code, out, _) = sixfold(&[path.to_str().expect("utf8"), "--model", "register"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("verdict: LINEARIZABLE"), "{out}");
+    }
+
+    #[test]
+    fn lincheck_exit_status_is_1_with_prefix_and_unplaceable_ops() {
+        let path = scratch("bad.ndjson", &stale_read_history());
+        let (code, out, _) = sixfold(&[path.to_str().expect("utf8"), "--model", "register"]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("verdict: NOT LINEARIZABLE"), "{out}");
+        assert!(
+            out.contains("longest linearizable prefix found: 3 of the 4"),
+            "{out}"
+        );
+        assert!(
+            out.contains("cannot be placed: client 2: read -> 1 (line 4"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn lincheck_exit_status_is_3_when_the_time_limit_runs_out() {
+        let path = shared("kv/c50-ok.txt");
+        let args = [
+            path.to_str().expect("utf8"),
+            "--model",
+            "kv",
+            "--time-limit",
+            "0",
+        ];
+        let (code, out, _) = sixfold(&args);
+        assert_eq!(code, 3, "{out}");
+        assert!(out.contains("verdict: UNKNOWN"), "{out}");
+    }
+
+    #[test]
+    fn lincheck_exit_status_is_2_for_bad_input_naming_file_and_line() {
+        let path = scratch(
+            "broken.log",
+            "INFO  jepsen.util - 1\t:invoke\t:read\tnil\nINFO  jepsen.util - x\t:ok\t:read\t3\n",
+        );
+        let (code, _, err) = sixfold(&[path.to_str().expect("utf8"), "--model", "cas-register"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("broken.log:2:"), "{err}");
+        assert!(err.contains("process \"x\" is not a number"), "{err}");
+
+        // A cas history under the plain register model is rejected, not misjudged.
+        let etcd = shared("jepsen/etcd_002.log");
+        let (code, _, err) = sixfold(&[etcd.to_str().expect("utf8"), "--model", "register"]);
+        assert_eq!(code, 2);
+        assert!(
+            err.contains("etcd_002.log:") && err.contains("cas-register"),
+            "{err}"
+        );
+
+        let (code, _, err) = sixfold(&["/nonexistent/h.ndjson", "--model", "kv"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("/nonexistent/h.ndjson"), "{err}");
+    }
+
+    #[test]
+    fn lincheck_exit_status_is_2_for_usage_errors() {
+        let (code, _, err) = sixfold(&["somefile"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("--model"), "{err}");
+    }
+}
