@@ -1,0 +1,190 @@
+//! Speed benchmark of the linearizability checker on the public Jepsen histories and on a
+//! generated 10,000-operation kv history. Prints a markdown table of per-run times (median and
+//! best of several runs). Run with `cargo bench -p sixfold-checks --bench lincheck`.
+
+use sixfold_checks::lincheck::cli::load_checked;
+use sixfold_checks::lincheck::history::{Action, Format, History, Operation, Value};
+use sixfold_checks::lincheck::search::{check, CheckOptions, Verdict};
+use sixfold_checks::lincheck::ModelKind;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 15;
+
+fn histories() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories/porcupine");
+    assert!(dir.is_dir(), "missing {}", dir.display());
+    dir
+}
+
+fn load(rel: &str, model: ModelKind) -> History {
+    let path = histories().join(rel);
+    load_checked(&path, Format::Auto, model).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `f` RUNS times (after one warm-up): (median, best).
+fn time(mut f: impl FnMut()) -> (Duration, Duration) {
+    f();
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    (times[RUNS / 2], times[0])
+}
+
+fn verdict(history: &History, model: ModelKind) -> Verdict {
+    let options = CheckOptions {
+        model,
+        time_limit: None,
+    };
+    check(history, &options).verdict
+}
+
+/// A kv history of `n` operations on `keys` keys from `clients` clients: a random sequential
+/// execution (operation k takes effect at time 10k) with each operation's interval stretched
+/// randomly around that point, so about `clients` operations overlap at any time. Each client's
+/// operations are sequential. Linearizable by construction.
+fn generated(n: usize, keys: u64, clients: u64) -> History {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut values = vec![String::new(); keys as usize];
+    let span = 10 * clients / 2 - 1;
+    let ops = (0..n)
+        .map(|k| {
+            let key = rand(keys);
+            let current = &mut values[key as usize];
+            let action = match rand(3) {
+                0 => Action::Read {
+                    value: Some(Value::Str(current.clone())),
+                },
+                1 => {
+                    *current = format!("p{k};");
+                    Action::Write {
+                        value: Value::Str(current.clone()),
+                    }
+                }
+                _ => {
+                    let v = format!("a{k};");
+                    current.push_str(&v);
+                    Action::Append {
+                        value: Value::Str(v),
+                    }
+                }
+            };
+            let point = 10 * k as u64 + 1000;
+            Operation {
+                client: k as u64 % clients,
+                call: point - rand(span),
+                ret: Some(point + rand(span)),
+                key: Some(key.to_string()),
+                action,
+                line: k + 1,
+            }
+        })
+        .collect();
+    History { ops }
+}
+
+fn row(name: &str, reference: &str, (median, best): (Duration, Duration)) {
+    println!(
+        "| {name} | {:.4} s | {:.4} s | {reference} |",
+        median.as_secs_f64(),
+        best.as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; accept and ignore arguments.
+    let readme = std::fs::read_to_string(histories().join("README.md")).expect("README");
+    let etcd: Vec<(History, Verdict)> = readme
+        .lines()
+        .filter_map(|l| {
+            let (n, v) = l.trim().split_once(' ')?;
+            let (n, ok): (u32, bool) = (n.parse().ok()?, v.parse().ok()?);
+            let history = load(&format!("jepsen/etcd_{n:03}.log"), ModelKind::CasRegister);
+            let want = if ok {
+                Verdict::Linearizable
+            } else {
+                Verdict::NotLinearizable
+            };
+            Some((history, want))
+        })
+        .collect();
+    assert_eq!(etcd.len(), 102);
+    let etcd_002 = load("jepsen/etcd_002.log", ModelKind::CasRegister);
+    let c50_ok = load("kv/c50-ok.txt", ModelKind::Kv);
+    let c50_bad = load("kv/c50-bad.txt", ModelKind::Kv);
+    let big = generated(10_000, 10, 10);
+
+    // Verdicts first: a fast wrong answer is worthless.
+    for (h, want) in &etcd {
+        assert_eq!(verdict(h, ModelKind::CasRegister), *want);
+    }
+    assert_eq!(verdict(&c50_ok, ModelKind::Kv), Verdict::Linearizable);
+    assert_eq!(verdict(&c50_bad, ModelKind::Kv), Verdict::NotLinearizable);
+    assert_eq!(verdict(&big, ModelKind::Kv), Verdict::Linearizable);
+
+    println!(
+        "lincheck on {} thread(s), {RUNS} runs each (check only, parsing excluded)",
+        rayon::current_num_threads()
+    );
+    println!();
+    println!("| history | median | best | porcupine (Go) |");
+    println!("|---|---|---|---|");
+    row(
+        "all 102 etcd histories, in total",
+        "about 1.1 s",
+        time(|| {
+            for (h, _) in &etcd {
+                verdict(h, ModelKind::CasRegister);
+            }
+        }),
+    );
+    row(
+        "etcd_002",
+        "about 0.41 s",
+        time(|| {
+            verdict(&etcd_002, ModelKind::CasRegister);
+        }),
+    );
+    row(
+        "kv c50-ok",
+        "about 0.28 s",
+        time(|| {
+            verdict(&c50_ok, ModelKind::Kv);
+        }),
+    );
+    row(
+        "kv c50-bad",
+        "about 0.04 s",
+        time(|| {
+            verdict(&c50_bad, ModelKind::Kv);
+        }),
+    );
+    row(
+        "generated: 10,000 ops, 10 keys, 10 clients",
+        "-",
+        time(|| {
+            verdict(&big, ModelKind::Kv);
+        }),
+    );
+    row(
+        "parse + check, all 102 etcd files",
+        "-",
+        time(|| {
+            for n in (0..=102).filter(|&n| n != 95) {
+                let h = load(&format!("jepsen/etcd_{n:03}.log"), ModelKind::CasRegister);
+                verdict(&h, ModelKind::CasRegister);
+            }
+        }),
+    );
+}
