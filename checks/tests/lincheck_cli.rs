@@ -155,6 +155,29 @@ mod lincheck {
     }
 
     #[test]
+    fn lincheck_html_is_self_contained_and_marks_the_failure() {
+        let out = scratch("bad.html", "");
+        let path = scratch("bad2.ndjson", &stale_read_history());
+        let args = [
+            path.to_str().expect("utf8"),
+            "--model",
+            "register",
+            "--html",
+            out.to_str().expect("utf8"),
+        ];
+        let (code, stdout, _) = sixfold(&args);
+        assert_eq!(code, 1, "{stdout}");
+        let page = std::fs::read_to_string(&out).expect("html written");
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains("NOT LINEARIZABLE") && page.contains("fails here"));
+        assert_eq!(page.matches("<rect").count(), 4, "one bar per operation");
+        assert!(page.contains("client 2: read -&gt; 1"));
+        for external in ["<script src", "<link", "@import", "url("] {
+            assert!(!page.contains(external), "fetches {external}");
+        }
+    }
+
+    #[test]
     fn lincheck_exit_status_is_3_when_the_time_limit_runs_out() {
         let path = shared("kv/c50-ok.txt");
         let args = [

@@ -3,7 +3,7 @@
 
 use super::history::{self, Format, History};
 use super::search::{self, CheckOptions, Outcome, Verdict};
-use super::{LincheckError, ModelKind};
+use super::{html, LincheckError, ModelKind};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,9 @@ pub struct LincheckArgs {
     /// The input format.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
+    /// Write a self-contained HTML visualization of the verdict to this file.
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
     /// Give up after this many seconds with verdict unknown (exit status 3).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub time_limit: Option<Duration>,
@@ -115,6 +118,14 @@ pub fn run(args: &LincheckArgs) -> ExitCode {
             EXIT_VIOLATION
         }
     };
+    if let Some(path) = &args.html {
+        let page = html::render(&args.file, args.model, &history, &report);
+        if let Err(e) = std::fs::write(path, page) {
+            eprintln!("sixfold lincheck: {}: {e}", path.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        let _ = writeln!(out, "visualization written to {}", path.display());
+    }
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     ExitCode::from(code)
@@ -146,7 +157,7 @@ fn describe_violation(
     )?;
     let skip = v.prefix.len().saturating_sub(PREFIX_SHOWN);
     if skip > 0 {
-        writeln!(out, "  ... {skip} earlier operation(s)")?;
+        writeln!(out, "  ... {skip} earlier operation(s) (--html shows all)")?;
     }
     for (n, &i) in v.prefix.iter().enumerate().skip(skip) {
         writeln!(out, "  {:>4}. {}", n + 1, history.ops[i])?;

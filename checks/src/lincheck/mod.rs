@@ -13,12 +13,14 @@
 //! - [`jepsen`]: parsers for the Jepsen etcd console logs and kv EDN histories.
 //! - [`model`]: the sequential specifications (register, cas-register, kv).
 //! - [`search`]: the search itself and the parallel partition driver.
+//! - [`html`]: a self-contained HTML visualization of a verdict.
 //! - [`cli`]: the `sixfold lincheck` subcommand.
 //!
 //! See `docs/lincheck.md` for the formats, the CLI and measured speed.
 
 pub mod cli;
 pub mod history;
+pub mod html;
 pub mod jepsen;
 pub mod model;
 pub mod search;
