@@ -109,7 +109,7 @@ impl Report {
 }
 
 /// Checks `history` for linearizability against `options.model`. Partitions are searched in
-/// parallel (largest first); the first violation cancels the others.
+/// parallel in fair slices (see `schedule`); the first violation cancels the others.
 pub fn check(history: &History, options: &CheckOptions) -> Report {
     let deadline = options.time_limit.map(|d| Instant::now() + d);
     let partitions = options.model.partition(history);
