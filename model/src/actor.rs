@@ -25,7 +25,7 @@ pub enum Node {
 }
 
 /// A node's volatile state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum NodeState {
     /// A segment's in-memory log.
     Segment(Log),
@@ -36,15 +36,22 @@ pub enum NodeState {
 }
 
 /// What a node saves durably: only segments save (their log).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum NodeStorage {
     /// A segment's durable log.
     Segment(Log),
 }
 
-/// Timers: none yet; the type exists so the runtime's timer plumbing has one to carry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub enum NodeTimer {}
+/// The timers a node may set; the runtime fires them after their duration, the model at will.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum NodeTimer {
+    /// The writer's first open quorum read has not completed: ask the other segments.
+    OpenRetry,
+}
 
 /// Runs `f` on the inner state of the expected variant, keeping `Cow` borrowed until `f` writes.
 fn with_inner<T: Clone>(
@@ -88,14 +95,7 @@ impl Actor for Node {
         }
     }
 
-    fn on_msg(
-        &self,
-        _id: Id,
-        state: &mut Cow<NodeState>,
-        src: Id,
-        msg: Msg,
-        o: &mut Out<Self>,
-    ) {
+    fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Msg, o: &mut Out<Self>) {
         match self {
             Node::Segment(s) => with_inner(
                 state,
@@ -124,6 +124,26 @@ impl Actor for Node {
                 NodeState::Client,
                 |inner| c.on_msg(inner, msg, o),
             ),
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<NodeState>,
+        timer: &NodeTimer,
+        o: &mut Out<Self>,
+    ) {
+        if let Node::Writer(w) = self {
+            with_inner(
+                state,
+                |st| match st {
+                    NodeState::Writer(ws) => Some(ws),
+                    _ => None,
+                },
+                NodeState::Writer,
+                |inner| w.on_timeout(inner, timer, o),
+            );
         }
     }
 }

@@ -29,7 +29,7 @@ pub struct Client {
 }
 
 /// A client's state: how many operations of its script have completed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ClientState {
     /// Completed operations; the one in flight, if any, is `script[done]`.
     pub done: ReqId,

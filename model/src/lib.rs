@@ -10,5 +10,8 @@ pub mod client;
 pub mod config;
 pub mod log;
 pub mod msg;
+pub mod quorum;
 pub mod storage_node;
+pub mod symmetry;
+pub mod trace;
 pub mod writer;

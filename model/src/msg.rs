@@ -25,7 +25,9 @@ pub struct Record {
 
 /// What a read saw: the value and the LSN of the record that wrote it (LSN 0 = never written,
 /// value 0), so that checks can order reads against commits without comparing values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Version {
     /// LSN of the record read, 0 for the initial value.
     pub lsn: Lsn,

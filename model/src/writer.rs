@@ -9,20 +9,31 @@
 //! - **Read routing.** A read gets read point = VDL and goes to the lowest-numbered segment whose
 //!   SCL, as last reported to the writer, is at least that point. A refusal (the segment lost its
 //!   disk and came back with less) corrects the bookkeeping and the read moves on.
-//! - **Volume open** is a 3/6 quorum read of SCLs. The writer accepts no client request until a
-//!   read quorum has answered; it then starts allocating above the highest SCL it heard of.
+//! - **Volume open** is a 3/6 quorum read of SCLs. **[choice]** The writer asks exactly a read
+//!   quorum (the first three segments) and arms [`OPEN_RETRY`]; each time that fires before a
+//!   quorum has answered, it asks one more segment. Asking all six at once would be just as
+//!   correct, but the three answers nobody waits for would race with everything after open and
+//!   multiply the model's state space by two orders of magnitude (measured: 26 k against 4.2 M
+//!   unique states) for no extra behaviour worth checking. The
+//!   writer accepts no client request until a read quorum has answered; it then starts
+//!   allocating above the highest SCL it heard of.
 
-use crate::actor::Node;
+use crate::actor::{Node, NodeTimer};
 use crate::config::{Config, Mutant, SEGMENTS};
 use crate::msg::{Lsn, Msg, Record, ReqId};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
+
+/// How long the writer waits for the first read quorum before asking the other segments.
+pub const OPEN_RETRY: Range<Duration> = Duration::from_millis(200)..Duration::from_millis(400);
 
 /// How far LSN allocation may run ahead of VDL (Aurora's LAL), in records.
 pub const LAL: Lsn = 8;
 
 /// A commit waiting for VDL to reach its LSN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Pending {
     /// LSN of the write.
     pub lsn: Lsn,
@@ -33,10 +44,12 @@ pub struct Pending {
 }
 
 /// The writer's volatile state. It is rebuilt from the segments on open, so it saves nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WriterState {
     /// Segments that answered the open quorum read, as a bitset; `None` once the volume is open.
     pub opening: Option<u8>,
+    /// Segments asked for their SCL so far, as a bitset.
+    pub queried: u8,
     /// The highest LSN allocated so far.
     pub last_lsn: Lsn,
     /// Each segment's SCL as last reported to the writer (its read-routing bookkeeping).
@@ -59,9 +72,12 @@ pub struct Writer {
 impl Writer {
     /// Start opening the volume: ask every segment for its SCL.
     pub fn on_start(&self, o: &mut Out<Node>) -> WriterState {
-        o.broadcast(&self.segments, &Msg::OpenQuery);
+        let first = self.cfg.read_quorum;
+        o.broadcast(&self.segments[..first], &Msg::OpenQuery);
+        o.set_timer(NodeTimer::OpenRetry, OPEN_RETRY);
         WriterState {
             opening: Some(0),
+            queried: (1u8 << first) - 1,
             last_lsn: 0,
             scl: [0; SEGMENTS],
             vdl: 0,
@@ -88,6 +104,24 @@ impl Writer {
         (0..SEGMENTS).find(|&i| scl[i] >= point)
     }
 
+    /// The open retry fired: widen the quorum read by one segment, and re-arm while any segment
+    /// is still unasked.
+    pub fn on_timeout(&self, state: &mut Cow<WriterState>, timer: &NodeTimer, o: &mut Out<Node>) {
+        let NodeTimer::OpenRetry = timer;
+        if state.opening.is_none() {
+            return;
+        }
+        let Some(next) = (0..SEGMENTS).find(|i| state.queried & (1 << i) == 0) else {
+            return;
+        };
+        o.send(self.segments[next], Msg::OpenQuery);
+        let st = state.to_mut();
+        st.queried |= 1 << next;
+        if st.queried.count_ones() < SEGMENTS as u32 {
+            o.set_timer(NodeTimer::OpenRetry, OPEN_RETRY);
+        }
+    }
+
     /// Handle one message; `o` collects the sends.
     pub fn on_msg(&self, state: &mut Cow<WriterState>, src: Id, msg: Msg, o: &mut Out<Node>) {
         match msg {
@@ -100,6 +134,7 @@ impl Writer {
                 let seen = seen | 1 << seg;
                 if seen.count_ones() as usize >= self.cfg.read_quorum {
                     st.opening = None;
+                    o.cancel_timer(NodeTimer::OpenRetry);
                     st.last_lsn = st.scl.iter().copied().max().unwrap_or(0);
                     st.vdl = st.last_lsn;
                 } else {

@@ -1,0 +1,466 @@
+//! Model `quorum`: 4/6 quorum writes and single-node reads under crashes, disk loss and an
+//! unordered (optionally lossy) network.
+//!
+//! # The system
+//! Six segments (two per AZ in three AZs), one writer and two scripted clients:
+//! - the *app* client writes `writes` values one after another, then reads once: a read after its
+//!   own acknowledged writes, so a stale read is a real-time violation;
+//! - the *reader* client issues `reads` reads concurrently with the writes.
+//!
+//! The writer opens the volume with a 3/6 quorum read of SCLs, then ships every record to all six
+//! segments, computes VDL from their acks and acknowledges commits at or below it. Reads go to one
+//! segment chosen from the writer's SCL bookkeeping.
+//!
+//! # Faults
+//! Layered over stateright's `ActorModel` by [`QuorumModel`], because `ActorModel` lets any actor
+//! crash (clients too) and has no disk loss:
+//! - messages are delayed and reordered (unordered network); with `lossy` they may also be lost;
+//! - up to `crashes` crash-restarts of segments: the segment loses its volatile state and restarts
+//!   from its saved log. **[choice]** Crash and recovery are one atomic step here. While a segment
+//!   is down it takes no step and messages to it wait, which the unordered network already allows
+//!   (any delivery can be delayed), so a crash at time c with recovery at time r is the same
+//!   behaviour as a restart at r; splitting them would only multiply the states. A restart that
+//!   changes nothing (a segment saves everything it holds) is skipped like a no-op delivery;
+//! - up to `losses` permanent disk losses: the segment is gone for good, its storage with it;
+//! - never more than three segments (an AZ plus one) lost.
+//! - **[choice]** the writer's open-retry timer fires only when a segment it asked has lost its
+//!   disk (a perfect failure detector), unless `spurious_timeouts` is set. A spurious retry only
+//!   asks one more segment for its SCL, and the writer opens on any three answers, so it adds
+//!   orderings but no new kind of behaviour; it costs over 5× the states.
+//!
+//! # Properties
+//! The history is a ghost variable ([`Ghost`]) updated as messages are sent. It is cheaper than
+//! stateright's `LinearizabilityTester` and, for this system, equivalent to linearizability of the
+//! register: there is one writer, which orders all writes by LSN, so a read is linearizable iff it
+//! returns a version no older than every write acknowledged before the read was issued and no
+//! newer than what was committed when it was served.
+//! - **durability** (always): every acknowledged commit is held in the durable storage of enough
+//!   surviving segments that every read quorum of surviving segments contains it;
+//! - **no stale read** (always): no read returns a version older than the newest commit the writer
+//!   acknowledged before the read was issued;
+//! - **no uncommitted read** (always): no segment serves a version above the VDL of the moment;
+//! - paired `sometimes` properties show each is exercised: a commit is acknowledged, a read
+//!   returns a committed value, a disk is lost after a commit (and durability still held).
+
+use crate::actor::{Node, NodeState, NodeStorage};
+use crate::client::{Client, Op};
+use crate::config::{Config, SEGMENTS};
+use crate::msg::{Lsn, Msg, ReqId};
+use crate::storage_node::StorageNode;
+use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
+use crate::writer::Writer;
+use serde::{Deserialize, Serialize};
+use stateright::actor::{
+    ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
+};
+use stateright::{Model, Path, Property};
+
+/// Id of the writer in the model: it follows the six segments.
+pub const WRITER: usize = SEGMENTS;
+/// Id of the app client (writes, then reads its own writes).
+pub const APP_CLIENT: usize = SEGMENTS + 1;
+/// Id of the concurrent reader client.
+pub const READER_CLIENT: usize = SEGMENTS + 2;
+/// Most segments whose disks may be lost: an AZ plus one.
+pub const MAX_DOWN: usize = 3;
+
+/// The bounds of an exhaustive run: every behaviour within them is explored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Bounds {
+    /// Writes the app client issues (one at a time).
+    pub writes: u8,
+    /// Reads the reader client issues concurrently (the app client always reads once at the end).
+    pub reads: u8,
+    /// Crash-restarts of segments (each restarts from its saved log).
+    pub crashes: u8,
+    /// Permanent disk losses of segments.
+    pub losses: u8,
+    /// Whether the network may also lose messages.
+    pub lossy: bool,
+    /// Whether timers may fire spuriously, before the segment they wait for is really gone.
+    pub spurious_timeouts: bool,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            writes: 2,
+            reads: 1,
+            crashes: 1,
+            losses: 1,
+            lossy: false,
+            spurious_timeouts: false,
+        }
+    }
+}
+
+/// A pending read in the ghost history: who asked, and the newest commit acknowledged by then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpenRead {
+    /// The client.
+    pub client: Id,
+    /// Its request number.
+    pub req: ReqId,
+    /// The newest LSN acknowledged as committed when the read was issued.
+    pub floor: Lsn,
+}
+
+/// Auxiliary (ghost) state: what the properties need to know about the past, plus the fault
+/// bookkeeping the wrapper adds. It is part of the model state, so keep it small.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Highest LSN the writer has acknowledged as committed (= its VDL).
+    pub committed: Lsn,
+    /// Reads issued and not yet answered.
+    pub open_reads: Vec<OpenRead>,
+    /// A read returned a version older than a commit acknowledged before it was issued.
+    pub stale_read: bool,
+    /// A segment served a version above the committed point.
+    pub uncommitted_read: bool,
+    /// A read returned a committed, non-initial value.
+    pub committed_read: bool,
+    /// Segments whose disk is permanently lost, as a bitset.
+    pub lost: u8,
+    /// Crash-restarts so far.
+    pub crashes: u8,
+}
+
+/// The state of the quorum model: stateright's actor-system state with our ghost history.
+pub type QuorumState = ActorModelState<Node, Ghost>;
+
+/// A step of the quorum model: an actor-system step, a segment restart, or a disk loss.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum QuorumAction {
+    /// Deliver, drop or fire a timer, as in stateright's `ActorModel`.
+    Actor(ActorModelAction<Msg, crate::actor::NodeTimer, ()>),
+    /// The segment crashes and restarts from its saved log.
+    Restart(Id),
+    /// The segment's disk is gone for good.
+    LoseDisk(Id),
+}
+
+/// The quorum model: an `ActorModel` of the protocol wrapped to add disk loss and to confine
+/// crashes to segments within the AZ+1 budget.
+#[derive(Clone)]
+pub struct QuorumModel {
+    /// The actor system.
+    pub inner: ActorModel<Node, Config, Ghost>,
+    /// The bounds explored.
+    pub bounds: Bounds,
+}
+
+fn record_out(_cfg: &Config, h: &Ghost, env: Envelope<&Msg>) -> Option<Ghost> {
+    let mut h = h.clone();
+    match env.msg {
+        Msg::WriteOk { lsn, .. } => h.committed = h.committed.max(*lsn),
+        Msg::Read { req, .. } => h.open_reads.push(OpenRead {
+            client: env.src,
+            req: *req,
+            floor: h.committed,
+        }),
+        Msg::ReadReply {
+            version: Some(v), ..
+        } if v.lsn > h.committed => h.uncommitted_read = true,
+        Msg::ReadOk { req, version } => {
+            let at = h
+                .open_reads
+                .iter()
+                .position(|r| r.client == env.dst && r.req == *req)?;
+            let read = h.open_reads.remove(at);
+            h.stale_read |= version.lsn < read.floor;
+            h.committed_read |= version.lsn > 0 && version.lsn <= h.committed;
+        }
+        _ => return None,
+    }
+    Some(h)
+}
+
+impl QuorumModel {
+    /// The model of the protocol configured by `cfg`, explored within `bounds`.
+    pub fn new(cfg: Config, bounds: Bounds) -> Self {
+        let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
+        let writer = Id::from(WRITER);
+        let mut app_script: Vec<Op> = (1..=bounds.writes as u64)
+            .map(|v| Op::Write(0, 10 * v))
+            .collect();
+        app_script.push(Op::Read(0));
+        let reader_script = vec![Op::Read(0); bounds.reads as usize];
+
+        let mut inner = ActorModel::new(cfg, Ghost::default())
+            .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode { cfg })))
+            .actor(Node::Writer(Writer { cfg, segments }))
+            .actor(Node::Client(Client {
+                writer,
+                script: app_script,
+            }));
+        if bounds.reads > 0 {
+            inner = inner.actor(Node::Client(Client {
+                writer,
+                script: reader_script,
+            }));
+        }
+        let actor_count = inner.actors.len();
+        let inner = inner
+            .init_network(Network::new_unordered_nonduplicating([]))
+            .lossy_network(if bounds.lossy {
+                LossyNetwork::Yes
+            } else {
+                LossyNetwork::No
+            })
+            // Crashes are chosen by this wrapper; the inner limit only keeps `Crash` actions
+            // available so that paths can be replayed on the inner model (for the SVG).
+            .max_crashes(actor_count)
+            .record_msg_out(record_out);
+        QuorumModel { inner, bounds }
+    }
+
+    /// The protocol configuration in force.
+    pub fn cfg(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    /// Whether the writer is still opening and some segment it asked will never answer.
+    fn open_is_stuck(&self, state: &QuorumState) -> bool {
+        match &*state.actor_states[WRITER] {
+            NodeState::Writer(w) => w
+                .opening
+                .is_some_and(|answered| w.queried & !answered & state.history.lost != 0),
+            _ => false,
+        }
+    }
+
+    /// Whether every committed LSN is on enough surviving segments that every read quorum of
+    /// surviving segments contains it.
+    pub fn durable(&self, state: &QuorumState) -> bool {
+        let lost = state.history.lost;
+        let survivors = SEGMENTS - lost.count_ones() as usize;
+        (1..=state.history.committed).all(|lsn| {
+            let holders = (0..SEGMENTS)
+                .filter(|&i| lost & (1 << i) == 0)
+                .filter(|&i| {
+                    matches!(&state.actor_storages[i], Some(NodeStorage::Segment(log)) if log.contains(lsn))
+                })
+                .count();
+            survivors - holders < self.cfg().read_quorum
+        })
+    }
+
+    /// Replays `path` on the inner actor model, mapping disk loss to a crash, for drawing.
+    fn inner_path(
+        &self,
+        path: &Path<QuorumState, QuorumAction>,
+    ) -> Option<Path<QuorumState, ActorModelAction<Msg, crate::actor::NodeTimer, ()>>> {
+        let init = self.inner.init_states().into_iter().next()?;
+        let actions: Vec<_> = path
+            .clone()
+            .into_actions()
+            .into_iter()
+            .flat_map(|a| match a {
+                QuorumAction::Actor(a) => vec![a],
+                QuorumAction::Restart(id) => {
+                    vec![ActorModelAction::Crash(id), ActorModelAction::Recover(id)]
+                }
+                QuorumAction::LoseDisk(id) => vec![ActorModelAction::Crash(id)],
+            })
+            .collect();
+        Path::from_actions(&self.inner, init, &actions)
+    }
+}
+
+impl Model for QuorumModel {
+    type State = QuorumState;
+    type Action = QuorumAction;
+
+    fn init_states(&self) -> Vec<QuorumState> {
+        self.inner.init_states()
+    }
+
+    fn actions(&self, state: &QuorumState, actions: &mut Vec<QuorumAction>) {
+        let mut inner = Vec::new();
+        self.inner.actions(state, &mut inner);
+        let lost = state.history.lost;
+        actions.extend(
+            inner
+                .into_iter()
+                .filter(|a| match a {
+                    ActorModelAction::Crash(_) | ActorModelAction::Recover(_) => false,
+                    ActorModelAction::Timeout(..) => {
+                        self.bounds.spurious_timeouts || self.open_is_stuck(state)
+                    }
+                    _ => true,
+                })
+                .map(QuorumAction::Actor),
+        );
+        for i in (0..SEGMENTS).filter(|i| lost & (1 << i) == 0) {
+            if state.history.crashes < self.bounds.crashes {
+                actions.push(QuorumAction::Restart(Id::from(i)));
+            }
+            if (lost.count_ones() as u8) < self.bounds.losses.min(MAX_DOWN as u8) {
+                actions.push(QuorumAction::LoseDisk(Id::from(i)));
+            }
+        }
+    }
+
+    fn next_state(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
+        match action {
+            QuorumAction::Restart(id) => {
+                let crashed = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                let mut next = self
+                    .inner
+                    .next_state(&crashed, ActorModelAction::Recover(id))?;
+                // A restart that changes nothing (everything volatile was saved, no timer was
+                // lost, nothing is sent) is not a new behaviour: skip it, as stateright skips
+                // no-op deliveries.
+                let i = usize::from(id);
+                if next.actor_states[i] == last.actor_states[i]
+                    && next.timers_set[i] == last.timers_set[i]
+                    && next.network == last.network
+                {
+                    return None;
+                }
+                next.history.crashes += 1;
+                Some(next)
+            }
+            QuorumAction::Actor(a) => self.inner.next_state(last, a),
+            QuorumAction::LoseDisk(id) => {
+                let i = usize::from(id);
+                let mut next = last.clone();
+                next.crashed[i] = true;
+                next.timers_set[i].cancel_all();
+                next.actor_storages[i] = None;
+                next.history.lost |= 1 << i;
+                Some(next)
+            }
+        }
+    }
+
+    fn format_action(&self, action: &QuorumAction) -> String {
+        match action {
+            QuorumAction::Actor(a) => self.inner.format_action(a),
+            QuorumAction::Restart(id) => format!("Restart({id:?})"),
+            QuorumAction::LoseDisk(id) => format!("LoseDisk({id:?})"),
+        }
+    }
+
+    fn format_step(&self, last: &QuorumState, action: QuorumAction) -> Option<String> {
+        match action {
+            QuorumAction::Actor(a) => self.inner.format_step(last, a),
+            QuorumAction::Restart(id) => Some(format!(
+                "segment {id:?} crashes and restarts from its saved log"
+            )),
+            QuorumAction::LoseDisk(id) => Some(format!("segment {id:?} loses its disk for good")),
+        }
+    }
+
+    fn as_svg(&self, path: Path<QuorumState, QuorumAction>) -> Option<String> {
+        self.inner.as_svg(self.inner_path(&path)?)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut props = vec![
+            Property::<Self>::always("durability", |m, s| m.durable(s)),
+            Property::<Self>::always("no stale read", |_, s| !s.history.stale_read),
+            Property::<Self>::always("no uncommitted read", |_, s| !s.history.uncommitted_read),
+            Property::<Self>::sometimes("a commit is acknowledged", |_, s| s.history.committed > 0),
+            Property::<Self>::sometimes("a read returns a committed value", |_, s| {
+                s.history.committed_read
+            }),
+        ];
+        if self.bounds.losses > 0 {
+            props.push(Property::<Self>::sometimes(
+                "a disk is lost after a commit",
+                |m, s| s.history.lost != 0 && s.history.committed > 0 && m.durable(s),
+            ));
+        }
+        props
+    }
+}
+
+impl QuorumModel {
+    /// The trace of a path through this model, in the format the runtime records: a header, the
+    /// initial start of every actor, then one step per actor step (a restart is a crash and a
+    /// start; a delivery to an actor that is down takes no step and is not in the path).
+    pub fn trace(
+        &self,
+        path: &Path<QuorumState, QuorumAction>,
+        violates: Option<&str>,
+    ) -> Vec<Line> {
+        let actors = &self.inner.actors;
+        let lines = vec![Line::Header(Header {
+            version: TRACE_VERSION,
+            source: "model".into(),
+            model: "quorum".into(),
+            config: *self.cfg(),
+            actors: actors.iter().map(ActorSpec::of).collect(),
+            violates: violates.map(str::to_string),
+        })];
+        let mut rec = Recorder {
+            actors,
+            states: vec![None; actors.len()],
+            storages: vec![None; actors.len()],
+            lines,
+        };
+        for i in 0..actors.len() {
+            rec.step(i, Input::Start { storage: None });
+        }
+        for action in path.clone().into_actions() {
+            match action {
+                QuorumAction::Actor(ActorModelAction::Deliver { src, dst, msg }) => rec.step(
+                    dst.into(),
+                    Input::Msg {
+                        src: src.into(),
+                        msg,
+                    },
+                ),
+                QuorumAction::Actor(ActorModelAction::Timeout(id, timer)) => {
+                    rec.step(id.into(), Input::Timer { timer })
+                }
+                QuorumAction::Actor(_) => {}
+                QuorumAction::Restart(id) => {
+                    let i = usize::from(id);
+                    rec.step(i, Input::Crash);
+                    let storage = rec.storages[i].clone();
+                    rec.step(i, Input::Start { storage });
+                }
+                QuorumAction::LoseDisk(id) => rec.step(id.into(), Input::LoseDisk),
+            }
+        }
+        rec.lines
+    }
+}
+
+/// Replays actor steps to write them down as trace lines, tracking each actor's state and storage.
+struct Recorder<'a> {
+    actors: &'a [Node],
+    states: Vec<Option<NodeState>>,
+    storages: Vec<Option<NodeStorage>>,
+    lines: Vec<Line>,
+}
+
+impl Recorder<'_> {
+    fn step(&mut self, actor: usize, input: Input) {
+        let (next, out) = apply(
+            &self.actors[actor],
+            Id::from(actor),
+            self.states[actor].as_ref(),
+            &input,
+        );
+        let outputs = trace::outputs(out);
+        for o in &outputs {
+            if let Output::Save { storage } = o {
+                self.storages[actor] = Some(storage.clone());
+            }
+        }
+        if let Input::LoseDisk = input {
+            self.storages[actor] = None;
+        }
+        let digest = next.as_ref().map(trace::digest);
+        self.states[actor] = next;
+        self.lines.push(Line::Step(Step {
+            actor,
+            input,
+            outputs,
+            digest,
+        }));
+    }
+}
