@@ -149,30 +149,55 @@ pub struct QuorumModel {
     pub bounds: Bounds,
 }
 
-fn record_out(_cfg: &Config, h: &Ghost, env: Envelope<&Msg>) -> Option<Ghost> {
-    let mut h = h.clone();
-    match env.msg {
-        Msg::WriteOk { lsn, .. } => h.committed = h.committed.max(*lsn),
-        Msg::Read { req, .. } => h.open_reads.push(OpenRead {
-            client: env.src,
-            req: *req,
-            floor: h.committed,
-        }),
-        Msg::ReadReply {
-            version: Some(v), ..
-        } if v.lsn > h.committed => h.uncommitted_read = true,
-        Msg::ReadOk { req, version } => {
-            let at = h
-                .open_reads
-                .iter()
-                .position(|r| r.client == env.dst && r.req == *req)?;
-            let read = h.open_reads.remove(at);
-            h.stale_read |= version.lsn < read.floor;
-            h.committed_read |= version.lsn > 0 && version.lsn <= h.committed;
+impl Ghost {
+    /// The ghost after `src` sent `msg` to `dst`, or `None` if the send changes nothing. Replay
+    /// calls this too, so a recorded run is judged by the same history rules as the model.
+    pub fn observe_send(&self, src: Id, dst: Id, msg: &Msg) -> Option<Ghost> {
+        let mut h = self.clone();
+        match msg {
+            Msg::WriteOk { lsn, .. } => h.committed = h.committed.max(*lsn),
+            Msg::Read { req, .. } => h.open_reads.push(OpenRead {
+                client: src,
+                req: *req,
+                floor: h.committed,
+            }),
+            Msg::ReadReply {
+                version: Some(v), ..
+            } if v.lsn > h.committed => h.uncommitted_read = true,
+            Msg::ReadOk { req, version } => {
+                let at = h
+                    .open_reads
+                    .iter()
+                    .position(|r| r.client == dst && r.req == *req)?;
+                let read = h.open_reads.remove(at);
+                h.stale_read |= version.lsn < read.floor;
+                h.committed_read |= version.lsn > 0 && version.lsn <= h.committed;
+            }
+            _ => return None,
         }
-        _ => return None,
+        Some(h)
     }
-    Some(h)
+
+    /// Durability: every LSN up to `committed` is held in the saved log of enough surviving
+    /// segments (`storages` by segment index, `lost` a bitset) that every read quorum of
+    /// surviving segments contains it.
+    pub fn durable(&self, cfg: &Config, storages: &[Option<NodeStorage>]) -> bool {
+        let lost = self.lost;
+        let survivors = SEGMENTS - lost.count_ones() as usize;
+        (1..=self.committed).all(|lsn| {
+            let holders = (0..SEGMENTS)
+                .filter(|&i| lost & (1 << i) == 0)
+                .filter(|&i| {
+                    matches!(&storages[i], Some(NodeStorage::Segment(log)) if log.contains(lsn))
+                })
+                .count();
+            survivors - holders < cfg.read_quorum
+        })
+    }
+}
+
+fn record_out(_cfg: &Config, h: &Ghost, env: Envelope<&Msg>) -> Option<Ghost> {
+    h.observe_send(env.src, env.dst, env.msg)
 }
 
 impl QuorumModel {
@@ -229,20 +254,9 @@ impl QuorumModel {
         }
     }
 
-    /// Whether every committed LSN is on enough surviving segments that every read quorum of
-    /// surviving segments contains it.
+    /// Whether every committed LSN is on enough surviving segments (see [`Ghost::durable`]).
     pub fn durable(&self, state: &QuorumState) -> bool {
-        let lost = state.history.lost;
-        let survivors = SEGMENTS - lost.count_ones() as usize;
-        (1..=state.history.committed).all(|lsn| {
-            let holders = (0..SEGMENTS)
-                .filter(|&i| lost & (1 << i) == 0)
-                .filter(|&i| {
-                    matches!(&state.actor_storages[i], Some(NodeStorage::Segment(log)) if log.contains(lsn))
-                })
-                .count();
-            survivors - holders < self.cfg().read_quorum
-        })
+        state.history.durable(self.cfg(), &state.actor_storages)
     }
 
     /// Replays `path` on the inner actor model, mapping disk loss to a crash, for drawing.
