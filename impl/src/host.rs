@@ -1,0 +1,695 @@
+//! Hosting one actor of the model in this process: the step loop, its timers, its disk and its
+//! sockets.
+//!
+//! The loop takes one input at a time (a message from a peer or a client, or a timer), calls
+//! [`sixfold_model::trace::apply`] (the single step entry point) and interprets the commands it
+//! returns. It adds nothing to the protocol. Inputs that arrive together are processed as a batch
+//! and their saves share one fsync (group commit): sends and transport confirmations produced by
+//! the batch are released only after that fsync, so no message leaves the process before the save
+//! it follows is durable.
+//!
+//! Transport details that are not protocol:
+//! - external clients connect to the writer's client port; each connection is given a virtual
+//!   actor id ([`CLIENT_ID_BASE`] + n) and replies addressed to that id go back on it;
+//! - a client request whose step changes nothing (the writer is still opening, or LAL
+//!   back-pressure) is parked and offered again after every step that changed the state, as the
+//!   model's network keeps such a message pending; parked requests expire after [`PARK_TTL`];
+//! - `delay` holds every inbound message for a fixed time before the step (a slow node, for the
+//!   benchmark), without reordering.
+
+use crate::storage::{SegmentStore, StorageError};
+use crate::trace_log::{TraceLog, TraceLogError};
+use crate::transport::Outbound;
+use crate::wire::{self, Frame};
+use sixfold_model::actor::{Node, NodeState, NodeStorage, NodeTimer};
+use sixfold_model::config::{Config, SEGMENTS};
+use sixfold_model::msg::Msg;
+use sixfold_model::storage_node::StorageNode;
+use sixfold_model::trace::{self, ActorSpec, Header, Input, Step, TRACE_VERSION};
+use sixfold_model::writer::Writer;
+use stateright::actor::{Command, Id};
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Actor id of the writer: it follows the six segments, as in the model.
+pub const WRITER_ID: usize = SEGMENTS;
+/// Number of actors in a cluster: six segments and the writer.
+pub const ACTORS: usize = SEGMENTS + 1;
+/// First virtual actor id given to external client connections.
+pub const CLIENT_ID_BASE: usize = 1000;
+/// How long a parked client request waits for the writer before it is forgotten.
+pub const PARK_TTL: Duration = Duration::from_secs(30);
+/// Most inputs processed between two fsyncs.
+const BATCH: usize = 512;
+
+/// The actors of a cluster, built exactly as `QuorumModel::new` builds them.
+pub fn actors(cfg: Config) -> Vec<Node> {
+    let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
+    let mut v: Vec<Node> = (0..SEGMENTS)
+        .map(|_| Node::Segment(StorageNode { cfg }))
+        .collect();
+    v.push(Node::Writer(Writer { cfg, segments }));
+    v
+}
+
+/// The trace header every process of a cluster with configuration `cfg` writes.
+pub fn header(cfg: Config) -> Header {
+    Header {
+        version: TRACE_VERSION,
+        source: "runtime".into(),
+        model: "quorum".into(),
+        config: cfg,
+        actors: actors(cfg).iter().map(ActorSpec::of).collect(),
+        violates: None,
+    }
+}
+
+/// Everything one member of a cluster needs to run.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Its actor id: 0..6 a segment, 6 the writer.
+    pub id: usize,
+    /// The protocol configuration (mutant included).
+    pub cfg: Config,
+    /// Every actor's peer address, by actor id; this node listens on its own entry.
+    pub peers: Vec<SocketAddr>,
+    /// The writer's client port (ignored for segments).
+    pub client_addr: Option<SocketAddr>,
+    /// Where its files live.
+    pub dir: PathBuf,
+    /// Record every step to this NDJSON file.
+    pub trace: Option<PathBuf>,
+    /// Hold every inbound message this long before stepping (a slow node).
+    pub delay: Duration,
+}
+
+/// Why a node could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The spec is inconsistent.
+    #[error("bad node spec: {0}")]
+    Spec(String),
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The segment log failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The trace file failed.
+    #[error(transparent)]
+    Trace(#[from] TraceLogError),
+}
+
+/// Counters a running node exposes (for the benchmark and tests).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Steps taken.
+    pub steps: AtomicU64,
+    /// Protocol messages sent to peers.
+    pub peer_msgs: AtomicU64,
+    /// fsyncs issued.
+    pub fsyncs: AtomicU64,
+}
+
+type ConnHandle = Arc<Mutex<TcpStream>>;
+
+enum Event {
+    Msg {
+        src: usize,
+        msg: Msg,
+        clock: u64,
+        confirm: Option<(ConnHandle, u64)>,
+    },
+}
+
+/// A node running on its own threads; [`NodeHandle::stop`] ends it.
+pub struct NodeHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), HostError>>>,
+    /// Live counters.
+    pub stats: Arc<Stats>,
+}
+
+impl NodeHandle {
+    /// Stops the node and waits for it; returns the error that ended it early, if any.
+    pub fn stop(mut self) -> Result<(), HostError> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().map_or(Ok(()), |t| {
+            t.join()
+                .unwrap_or_else(|_| Err(HostError::Spec("node thread panicked".into())))
+        })
+    }
+
+    /// Whether the node's loop has ended (by itself: an I/O error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Waits until the node ends by itself or `stop` is set.
+    pub fn wait(mut self, stop: &AtomicBool) -> Result<(), HostError> {
+        while !stop.load(Ordering::SeqCst) && !self.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().map_or(Ok(()), |t| {
+            t.join()
+                .unwrap_or_else(|_| Err(HostError::Spec("node thread panicked".into())))
+        })
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, HostError> {
+    let l = TcpListener::bind(addr).map_err(|source| HostError::Bind { addr, source })?;
+    l.set_nonblocking(true)
+        .map_err(|source| HostError::Bind { addr, source })?;
+    Ok(l)
+}
+
+/// Binds the node's ports, recovers its disk and starts its threads.
+pub fn spawn(spec: NodeSpec) -> Result<NodeHandle, HostError> {
+    if spec.peers.len() != ACTORS {
+        return Err(HostError::Spec(format!(
+            "expected {ACTORS} peer addresses (6 segments then the writer), got {}",
+            spec.peers.len()
+        )));
+    }
+    if spec.id >= ACTORS {
+        return Err(HostError::Spec(format!(
+            "actor id {} out of range 0..{ACTORS}",
+            spec.id
+        )));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(Stats::default());
+    let (tx, rx) = mpsc::channel();
+    let tag = format!("sixfold[{}]", name(spec.id));
+    let peer_listener = bind(spec.peers[spec.id])?;
+    let clients: Arc<Mutex<HashMap<usize, TcpStream>>> = Arc::default();
+    let mut threads = Vec::new();
+    {
+        let (stop, tx, tag) = (stop.clone(), tx.clone(), tag.clone());
+        threads.push(std::thread::spawn(move || {
+            accept_loop(peer_listener, &stop, |s| {
+                let (tx, tag, stop) = (tx.clone(), tag.clone(), stop.clone());
+                std::thread::spawn(move || peer_conn(s, tx, &tag, &stop));
+            })
+        }));
+    }
+    if spec.id == WRITER_ID {
+        let addr = spec
+            .client_addr
+            .ok_or_else(|| HostError::Spec("the writer needs a client address".into()))?;
+        let l = bind(addr)?;
+        let (stop, tx, tag, clients) = (stop.clone(), tx.clone(), tag.clone(), clients.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut next = CLIENT_ID_BASE;
+            accept_loop(l, &stop, |s| {
+                let vid = next;
+                next += 1;
+                let (tx, tag, stop, clients) =
+                    (tx.clone(), tag.clone(), stop.clone(), clients.clone());
+                std::thread::spawn(move || client_conn(s, vid, tx, clients, &tag, &stop));
+            })
+        }));
+    }
+    drop(tx);
+    let mut host = match Host::new(spec, tag, clients, stats.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            stop.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("actor".into())
+        .spawn(move || {
+            let r = host.run(rx, &stop2);
+            if let Err(e) = &r {
+                eprintln!("{}: stopped: {e}", host.tag);
+            }
+            stop2.store(true, Ordering::SeqCst);
+            drop(host);
+            for t in threads {
+                let _ = t.join();
+            }
+            r
+        })
+        .expect("spawn actor thread");
+    Ok(NodeHandle {
+        stop,
+        thread: Some(thread),
+        stats,
+    })
+}
+
+/// A short name for an actor id, for logs and timelines.
+pub fn name(id: usize) -> String {
+    match id {
+        i if i < SEGMENTS => format!("seg{i}"),
+        WRITER_ID => "writer".into(),
+        i if i >= CLIENT_ID_BASE => format!("client{}", i - CLIENT_ID_BASE),
+        i => format!("actor{i}"),
+    }
+}
+
+fn accept_loop(l: TcpListener, stop: &AtomicBool, mut on: impl FnMut(TcpStream)) {
+    while !stop.load(Ordering::SeqCst) {
+        match l.accept() {
+            Ok((s, _)) => {
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_nodelay(true);
+                on(s)
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Reads frames until `stop`; read timeouts only re-check `stop`.
+fn read_loop(
+    s: &mut TcpStream,
+    stop: &AtomicBool,
+    mut on: impl FnMut(Frame) -> Result<(), String>,
+) -> Result<(), String> {
+    let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut r = std::io::BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Wait for the first byte of a frame with the short timeout, then read it whole.
+        let mut first = [0u8; 1];
+        match std::io::Read::read(&mut r, &mut first) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return Ok(()),
+        }
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut chained = std::io::Read::chain(&first[..], &mut r);
+        let f = match wire::read_frame(&mut chained) {
+            Ok(f) => f,
+            Err(e) if e.is_garbage() => return Err(e.to_string()),
+            Err(_) => return Ok(()),
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+        on(f)?;
+    }
+}
+
+fn reject(s: &mut TcpStream, tag: &str, reason: String) {
+    eprintln!("{tag}: closing a connection: {reason}");
+    let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = wire::write_frame(s, &Frame::Error { reason });
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+fn peer_conn(mut s: TcpStream, tx: Sender<Event>, tag: &str, stop: &AtomicBool) {
+    let Ok(w) = s.try_clone() else { return };
+    let _ = w.set_write_timeout(Some(Duration::from_secs(1)));
+    let conn: ConnHandle = Arc::new(Mutex::new(w));
+    let mut src = None;
+    let r = read_loop(&mut s, stop, |f| match (f, src) {
+        (Frame::Hello { src: id }, None) if (id as usize) < ACTORS => {
+            src = Some(id as usize);
+            Ok(())
+        }
+        (Frame::Hello { src: id }, None) => Err(format!("hello from unknown actor {id}")),
+        (Frame::Data { seq, clock, msg }, Some(src)) => {
+            let confirm = Some((conn.clone(), seq));
+            tx.send(Event::Msg {
+                src,
+                msg,
+                clock,
+                confirm,
+            })
+            .map_err(|_| "node stopping".to_string())
+        }
+        (f, _) => Err(format!("unexpected frame on a peer connection: {f:?}")),
+    });
+    if let Err(reason) = r {
+        reject(&mut s, tag, reason);
+    }
+}
+
+fn client_conn(
+    mut s: TcpStream,
+    vid: usize,
+    tx: Sender<Event>,
+    clients: Arc<Mutex<HashMap<usize, TcpStream>>>,
+    tag: &str,
+    stop: &AtomicBool,
+) {
+    let Ok(w) = s.try_clone() else { return };
+    let _ = w.set_write_timeout(Some(Duration::from_secs(1)));
+    clients.lock().expect("clients lock").insert(vid, w);
+    let r = read_loop(&mut s, stop, |f| match f {
+        Frame::Request {
+            msg: msg @ (Msg::Write { .. } | Msg::Read { .. }),
+        } => tx
+            .send(Event::Msg {
+                src: vid,
+                msg,
+                clock: 0,
+                confirm: None,
+            })
+            .map_err(|_| "node stopping".to_string()),
+        f => Err(format!(
+            "clients may only send Write or Read requests, got {f:?}"
+        )),
+    });
+    clients.lock().expect("clients lock").remove(&vid);
+    if let Err(reason) = r {
+        reject(&mut s, tag, reason);
+    }
+}
+
+struct Host {
+    id: usize,
+    node: Node,
+    state: Option<NodeState>,
+    store: Option<SegmentStore>,
+    trace: Option<TraceLog>,
+    timers: HashMap<NodeTimer, Instant>,
+    peers: Vec<SocketAddr>,
+    out: HashMap<usize, Outbound>,
+    clients: Arc<Mutex<HashMap<usize, TcpStream>>>,
+    clock: u64,
+    delay: Duration,
+    delayed: VecDeque<(Instant, Event)>,
+    parked: VecDeque<(Instant, usize, Msg)>,
+    sends: Vec<(usize, Msg, u64)>,
+    confirms: Vec<(ConnHandle, u64)>,
+    tag: String,
+    stats: Arc<Stats>,
+    rng: u64,
+}
+
+impl Host {
+    fn new(
+        spec: NodeSpec,
+        tag: String,
+        clients: Arc<Mutex<HashMap<usize, TcpStream>>>,
+        stats: Arc<Stats>,
+    ) -> Result<Host, HostError> {
+        std::fs::create_dir_all(&spec.dir).map_err(|source| {
+            HostError::Storage(StorageError::Io {
+                path: spec.dir.clone(),
+                source,
+            })
+        })?;
+        let node = actors(spec.cfg).swap_remove(spec.id);
+        let mut storage = None;
+        let store = if spec.id < SEGMENTS {
+            let (store, rec) = SegmentStore::open(&spec.dir.join("segment.log"))?;
+            if let Some(d) = &rec.dropped {
+                eprintln!(
+                    "{tag}: recovery dropped {} byte(s) at offset {} of {} ({}); kept {} record(s)",
+                    d.bytes,
+                    d.offset,
+                    store.path().display(),
+                    d.reason,
+                    rec.frames
+                );
+            } else if rec.frames > 0 {
+                eprintln!("{tag}: recovered {} record(s)", rec.frames);
+            }
+            storage = rec.log.map(NodeStorage::Segment);
+            Some(store)
+        } else {
+            None
+        };
+        let mut clock = 0;
+        let mut crashed = false;
+        let trace = match &spec.trace {
+            Some(p) => {
+                let (t, prev) = TraceLog::open(p, &header(spec.cfg))?;
+                clock = prev.last_clock;
+                crashed = prev.had_steps;
+                Some(t)
+            }
+            None => None,
+        };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        let mut host = Host {
+            id: spec.id,
+            node,
+            state: None,
+            store,
+            trace,
+            timers: HashMap::new(),
+            peers: spec.peers,
+            out: HashMap::new(),
+            clients,
+            clock,
+            delay: spec.delay,
+            delayed: VecDeque::new(),
+            parked: VecDeque::new(),
+            sends: Vec::new(),
+            confirms: Vec::new(),
+            tag,
+            stats,
+            rng: seed,
+        };
+        if crashed {
+            host.step(Input::Crash, 0)?;
+        }
+        host.step(Input::Start { storage }, 0)?;
+        host.flush()?;
+        Ok(host)
+    }
+
+    fn random_in(&mut self, r: &std::ops::Range<Duration>) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let span = r.end.saturating_sub(r.start).as_micros() as u64;
+        r.start + Duration::from_micros(if span == 0 { 0 } else { self.rng % span })
+    }
+
+    /// One step; returns whether it did anything (a message step that changes nothing is not a
+    /// step, as in the model).
+    fn step(&mut self, input: Input, in_clock: u64) -> Result<bool, HostError> {
+        let (next, out) = trace::apply(&self.node, Id::from(self.id), self.state.as_ref(), &input);
+        if matches!(input, Input::Msg { .. }) && out.is_empty() && next == self.state {
+            return Ok(false);
+        }
+        if matches!(input, Input::Start { .. } | Input::Crash) {
+            self.timers.clear();
+        }
+        self.clock = self.clock.max(in_clock) + 1;
+        let now = Instant::now();
+        for c in out.iter() {
+            match c {
+                Command::Send(dst, msg) => {
+                    self.sends
+                        .push((usize::from(*dst), msg.clone(), self.clock))
+                }
+                Command::SetTimer(t, range) => {
+                    let at = now + self.random_in(range);
+                    self.timers.insert(t.clone(), at);
+                }
+                Command::CancelTimer(t) => {
+                    self.timers.remove(t);
+                }
+                Command::Save(NodeStorage::Segment(log)) => match &mut self.store {
+                    Some(s) => s.save(log)?,
+                    None => {
+                        return Err(HostError::Spec(format!(
+                            "{} saved a segment log but has no segment store",
+                            self.tag
+                        )))
+                    }
+                },
+                Command::ChooseRandom(..) => {}
+            }
+        }
+        self.stats.steps.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &mut self.trace {
+            let step = Step {
+                actor: self.id,
+                input,
+                outputs: trace::outputs(out),
+                digest: next.as_ref().map(trace::digest),
+            };
+            t.write(&step, self.clock)?;
+        }
+        self.state = next;
+        Ok(true)
+    }
+
+    /// Makes the batch's saves durable, then releases its sends and confirmations.
+    fn flush(&mut self) -> Result<(), HostError> {
+        if let Some(s) = &mut self.store {
+            s.sync()?;
+            self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(t) = &mut self.trace {
+            t.flush()?;
+        }
+        for (dst, msg, clock) in std::mem::take(&mut self.sends) {
+            if dst < ACTORS {
+                let (src, addr, tag) = (self.id as u64, self.peers[dst], self.tag.clone());
+                self.out
+                    .entry(dst)
+                    .or_insert_with(|| Outbound::start(src, dst as u64, addr, tag))
+                    .send(clock, msg);
+                self.stats.peer_msgs.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let mut clients = self.clients.lock().expect("clients lock");
+                if let Some(s) = clients.get_mut(&dst) {
+                    if wire::write_frame(s, &Frame::Reply { msg }).is_err() {
+                        clients.remove(&dst);
+                    }
+                }
+            }
+        }
+        let mut confirms: Vec<(ConnHandle, u64)> = Vec::new();
+        for (c, seq) in std::mem::take(&mut self.confirms) {
+            match confirms.iter_mut().find(|(k, _)| Arc::ptr_eq(k, &c)) {
+                Some((_, s)) => *s = (*s).max(seq),
+                None => confirms.push((c, seq)),
+            }
+        }
+        for (c, seq) in confirms {
+            let mut s = c.lock().expect("conn lock");
+            let _ = wire::write_frame(&mut *s, &Frame::Confirm { seq });
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<bool, HostError> {
+        let Event::Msg {
+            src,
+            msg,
+            clock,
+            confirm,
+        } = ev;
+        if let Some(c) = confirm {
+            self.confirms.push(c);
+        }
+        let input = Input::Msg {
+            src,
+            msg: msg.clone(),
+        };
+        let did = self.step(input, clock)?;
+        if !did && src >= CLIENT_ID_BASE {
+            self.parked.push_back((Instant::now(), src, msg));
+        }
+        Ok(did)
+    }
+
+    fn retry_parked(&mut self) -> Result<(), HostError> {
+        let now = Instant::now();
+        self.parked
+            .retain(|(t, ..)| now.duration_since(*t) < PARK_TTL);
+        loop {
+            let mut progressed = false;
+            let mut still = VecDeque::new();
+            while let Some((t, src, msg)) = self.parked.pop_front() {
+                let input = Input::Msg {
+                    src,
+                    msg: msg.clone(),
+                };
+                if self.step(input, 0)? {
+                    progressed = true;
+                } else {
+                    still.push_back((t, src, msg));
+                }
+            }
+            self.parked = still;
+            if !progressed || self.parked.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn run(&mut self, rx: Receiver<Event>, stop: &AtomicBool) -> Result<(), HostError> {
+        while !stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            let mut wake = now + Duration::from_millis(50);
+            if let Some(t) = self.timers.values().min() {
+                wake = wake.min(*t);
+            }
+            if let Some((t, _)) = self.delayed.front() {
+                wake = wake.min(*t);
+            }
+            let mut batch = Vec::new();
+            match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(ev) => batch.push(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
+                }
+            }
+            let mut changed = false;
+            let now = Instant::now();
+            let ready: Vec<Event> = if self.delay.is_zero() {
+                batch
+            } else {
+                for ev in batch {
+                    self.delayed.push_back((now + self.delay, ev));
+                }
+                let mut ready = Vec::new();
+                while self.delayed.front().is_some_and(|(t, _)| *t <= now) {
+                    ready.push(self.delayed.pop_front().expect("front").1);
+                }
+                ready
+            };
+            for ev in ready {
+                changed |= self.handle(ev)?;
+            }
+            let due: Vec<NodeTimer> = self
+                .timers
+                .iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for timer in due {
+                self.timers.remove(&timer);
+                changed |= self.step(Input::Timer { timer }, 0)?;
+            }
+            if changed && !self.parked.is_empty() {
+                self.retry_parked()?;
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+}

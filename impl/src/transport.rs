@@ -1,0 +1,205 @@
+//! Outbound delivery to one peer: a bounded queue, one TCP connection, reconnect with backoff,
+//! and resend of every frame the peer has not confirmed.
+//!
+//! This mirrors the model's network, where a message to an actor that is down waits until it is
+//! back: frames stay queued while the peer is unreachable and are sent when it returns. Frames
+//! written on a connection that later fails are resent after reconnecting unless the peer
+//! confirmed them ([`Frame::Confirm`], sent by the receiver only after processing and fsync), so
+//! delivery is at-least-once; the protocol's Append/Ack handlers are idempotent. The queue is
+//! bounded ([`QUEUE_CAP`]); on overflow the oldest frame is dropped and counted in the log, which
+//! the model's `--lossy` network covers.
+
+use crate::wire::{self, Frame};
+use std::collections::VecDeque;
+use std::io::{BufWriter, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Most frames (queued plus unconfirmed) kept for one peer.
+pub const QUEUE_CAP: usize = 1 << 16;
+
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<(u64, Arc<Vec<u8>>)>,
+    unconfirmed: VecDeque<(u64, Arc<Vec<u8>>)>,
+    next_seq: u64,
+    confirmed: u64,
+    dropped: u64,
+    stop: bool,
+}
+
+struct Shared {
+    q: Mutex<Queue>,
+    cv: Condvar,
+    bytes_sent: AtomicU64,
+}
+
+/// The sending side of one peer link; dropping it stops the link's thread.
+pub struct Outbound {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Outbound {
+    /// Starts the link from actor `src` to the peer at `addr`.
+    pub fn start(src: u64, dst: u64, addr: SocketAddr, tag: String) -> Outbound {
+        let shared = Arc::new(Shared {
+            q: Mutex::new(Queue {
+                next_seq: 1,
+                ..Queue::default()
+            }),
+            cv: Condvar::new(),
+            bytes_sent: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("out-{src}-{dst}"))
+            .spawn(move || run(src, addr, s, tag))
+            .expect("spawn outbound thread");
+        Outbound {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues a message for the peer.
+    pub fn send(&self, clock: u64, msg: sixfold_model::msg::Msg) {
+        let mut q = self.shared.q.lock().expect("queue lock");
+        let seq = q.next_seq;
+        q.next_seq += 1;
+        let bytes = Arc::new(wire::encode(&Frame::Data { seq, clock, msg }));
+        q.pending.push_back((seq, bytes));
+        if q.pending.len() + q.unconfirmed.len() > QUEUE_CAP {
+            if q.unconfirmed.pop_front().is_none() {
+                q.pending.pop_front();
+            }
+            q.dropped += 1;
+            if q.dropped.is_power_of_two() {
+                eprintln!(
+                    "sixfold: outbound queue full: dropped {} oldest frame(s) so far",
+                    q.dropped
+                );
+            }
+        }
+        drop(q);
+        self.shared.cv.notify_all();
+    }
+
+    /// Bytes written to the socket so far (resends included).
+    pub fn bytes_sent(&self) -> u64 {
+        self.shared.bytes_sent.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        self.shared.q.lock().expect("queue lock").stop = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn confirm_reader(mut stream: TcpStream, shared: Arc<Shared>, broken: Arc<AtomicBool>) {
+    loop {
+        match wire::read_frame(&mut stream) {
+            Ok(Frame::Confirm { seq }) => {
+                let mut q = shared.q.lock().expect("queue lock");
+                q.confirmed = q.confirmed.max(seq);
+                while q.unconfirmed.front().is_some_and(|(s, _)| *s <= seq) {
+                    q.unconfirmed.pop_front();
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    broken.store(true, Ordering::SeqCst);
+    shared.cv.notify_all();
+}
+
+fn run(src: u64, addr: SocketAddr, shared: Arc<Shared>, tag: String) {
+    let mut backoff = Duration::from_millis(5);
+    let mut was_connected = false;
+    loop {
+        if shared.q.lock().expect("queue lock").stop {
+            return;
+        }
+        let stream = match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => s,
+            Err(e) => {
+                if was_connected {
+                    eprintln!("{tag}: lost {addr} ({e}); retrying");
+                    was_connected = false;
+                }
+                let q = shared.q.lock().expect("queue lock");
+                let _ = shared.cv.wait_timeout_while(q, backoff, |q| !q.stop);
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(5);
+        was_connected = true;
+        let _ = stream.set_nodelay(true);
+        let broken = Arc::new(AtomicBool::new(false));
+        let reader = match stream.try_clone() {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        let (s2, b2) = (shared.clone(), broken.clone());
+        let reader_thread = std::thread::spawn(move || confirm_reader(reader, s2, b2));
+        let mut w = BufWriter::with_capacity(64 * 1024, &stream);
+        let ok = wire::write_frame(&mut w, &Frame::Hello { src }).is_ok();
+        {
+            // Whatever the peer never confirmed goes out again, first and in order.
+            let mut q = shared.q.lock().expect("queue lock");
+            let confirmed = q.confirmed;
+            let mut again: VecDeque<_> = q
+                .unconfirmed
+                .drain(..)
+                .filter(|(s, _)| *s > confirmed)
+                .collect();
+            again.append(&mut q.pending);
+            q.pending = again;
+        }
+        if ok {
+            loop {
+                let batch: Vec<_> = {
+                    let q = shared.q.lock().expect("queue lock");
+                    let (mut q, _) = shared
+                        .cv
+                        .wait_timeout_while(q, Duration::from_millis(100), |q| {
+                            q.pending.is_empty() && !q.stop && !broken.load(Ordering::SeqCst)
+                        })
+                        .expect("queue lock");
+                    if q.stop || broken.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let batch: Vec<_> = q.pending.drain(..).collect();
+                    q.unconfirmed.extend(batch.iter().cloned());
+                    batch
+                };
+                let mut n = 0u64;
+                let mut failed = false;
+                for (_, bytes) in &batch {
+                    if w.write_all(bytes).is_err() {
+                        failed = true;
+                        break;
+                    }
+                    n += bytes.len() as u64;
+                }
+                if failed || w.flush().is_err() {
+                    break;
+                }
+                shared.bytes_sent.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        drop(w);
+        let _ = stream.shutdown(Shutdown::Both);
+        let _ = reader_thread.join();
+    }
+}
