@@ -25,7 +25,7 @@ pub enum Node {
 }
 
 /// A node's volatile state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum NodeState {
     /// A segment's in-memory log.
     Segment(Log),
@@ -33,6 +33,17 @@ pub enum NodeState {
     Writer(WriterState),
     /// A client's progress through its script.
     Client(ClientState),
+}
+
+/// Shows the inner state only: the actor's role is already on screen wherever it is printed.
+impl std::fmt::Debug for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeState::Segment(l) => l.fmt(f),
+            NodeState::Writer(w) => w.fmt(f),
+            NodeState::Client(c) => c.fmt(f),
+        }
+    }
 }
 
 /// What a node saves durably: only segments save (their log).

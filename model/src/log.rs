@@ -5,9 +5,26 @@ use serde::{Deserialize, Serialize};
 
 /// The records a segment holds, sorted by LSN with no duplicates. This is what a segment saves
 /// (`Out::save`): the model keeps it as the actor's `Storage`, the runtime appends it to disk.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Log {
     records: Vec<Record>,
+}
+
+/// Short on purpose: the explorer and counterexamples print states with `{:?}`.
+/// `Log[1=10 2=20] scl=2` lists LSN=value pairs and the SCL.
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Log[")?;
+        for (i, r) in self.records.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            if r.key == 0 {
+                write!(f, "{sep}{}={}", r.lsn, r.value)?;
+            } else {
+                write!(f, "{sep}{}:k{}={}", r.lsn, r.key, r.value)?;
+            }
+        }
+        write!(f, "] scl={}", self.scl())
+    }
 }
 
 impl Log {

@@ -13,7 +13,7 @@ pub type Value = u64;
 pub type ReqId = u32;
 
 /// A redo record: the unit the writer ships to all six segments.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Record {
     /// Where the record sits in the log; its backlink is `lsn - 1` (one protection group).
     pub lsn: Lsn,
@@ -25,14 +25,31 @@ pub struct Record {
 
 /// What a read saw: the value and the LSN of the record that wrote it (LSN 0 = never written,
 /// value 0), so that checks can order reads against commits without comparing values.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Version {
     /// LSN of the record read, 0 for the initial value.
     pub lsn: Lsn,
     /// The value read.
     pub value: Value,
+}
+
+/// Short on purpose (counterexamples and the explorer print messages with `{:?}`):
+/// `lsn 2 k0=20`.
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lsn {} k{}={}", self.lsn, self.key, self.value)
+    }
+}
+
+/// Short on purpose: `20@lsn2`, or `initial` for a key never written.
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.lsn == 0 {
+            write!(f, "initial")
+        } else {
+            write!(f, "{}@lsn{}", self.value, self.lsn)
+        }
+    }
 }
 
 /// Every message of the protocol. Clients talk to the writer; the writer talks to segments.

@@ -3,8 +3,8 @@
 //!
 //! # The system
 //! Six segments (two per AZ in three AZs), one writer and two scripted clients:
-//! - the *app* client writes `writes` values one after another, then reads once: a read after its
-//!   own acknowledged writes, so a stale read is a real-time violation;
+//! - the *app* client writes `writes` values one after another, reading after each: a read after
+//!   its own acknowledged write, so a stale read is a real-time violation;
 //! - the *reader* client issues `reads` reads concurrently with the writes.
 //!
 //! The writer opens the volume with a 3/6 quorum read of SCLs, then ships every record to all six
@@ -64,10 +64,21 @@ pub const READER_CLIENT: usize = SEGMENTS + 2;
 /// Most segments whose disks may be lost: an AZ plus one.
 pub const MAX_DOWN: usize = 3;
 
+/// A readable name for an actor of this model: `seg3/az1`, `writer`, `app`, `reader`.
+pub fn actor_name(id: Id) -> String {
+    match usize::from(id) {
+        i if i < SEGMENTS => format!("seg{i}/az{}", crate::config::az_of(i)),
+        WRITER => "writer".into(),
+        APP_CLIENT => "app".into(),
+        READER_CLIENT => "reader".into(),
+        i => format!("actor{i}"),
+    }
+}
+
 /// The bounds of an exhaustive run: every behaviour within them is explored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Bounds {
-    /// Writes the app client issues (one at a time).
+    /// Writes the app client issues, one at a time, each followed by a read.
     pub writes: u8,
     /// Reads the reader client issues concurrently (the app client always reads once at the end).
     pub reads: u8,
@@ -205,10 +216,9 @@ impl QuorumModel {
     pub fn new(cfg: Config, bounds: Bounds) -> Self {
         let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
         let writer = Id::from(WRITER);
-        let mut app_script: Vec<Op> = (1..=bounds.writes as u64)
-            .map(|v| Op::Write(0, 10 * v))
+        let app_script: Vec<Op> = (1..=bounds.writes as u64)
+            .flat_map(|v| [Op::Write(0, 10 * v), Op::Read(0)])
             .collect();
-        app_script.push(Op::Read(0));
         let reader_script = vec![Op::Read(0); bounds.reads as usize];
 
         let mut inner = ActorModel::new(cfg, Ghost::default())
@@ -350,20 +360,72 @@ impl Model for QuorumModel {
 
     fn format_action(&self, action: &QuorumAction) -> String {
         match action {
+            QuorumAction::Actor(ActorModelAction::Deliver { src, dst, msg }) => {
+                format!("{} → {} : {msg:?}", actor_name(*src), actor_name(*dst))
+            }
+            QuorumAction::Actor(ActorModelAction::Drop(env)) => format!(
+                "network drops {} → {} : {:?}",
+                actor_name(env.src),
+                actor_name(env.dst),
+                env.msg
+            ),
+            QuorumAction::Actor(ActorModelAction::Timeout(id, t)) => {
+                format!("{} timer {t:?} fires", actor_name(*id))
+            }
             QuorumAction::Actor(a) => self.inner.format_action(a),
-            QuorumAction::Restart(id) => format!("Restart({id:?})"),
-            QuorumAction::LoseDisk(id) => format!("LoseDisk({id:?})"),
+            QuorumAction::Restart(id) => format!("{} crashes and restarts", actor_name(*id)),
+            QuorumAction::LoseDisk(id) => format!("{} loses its disk for good", actor_name(*id)),
         }
     }
 
+    /// What the acting actor did: one line per output, then its new state.
     fn format_step(&self, last: &QuorumState, action: QuorumAction) -> Option<String> {
-        match action {
-            QuorumAction::Actor(a) => self.inner.format_step(last, a),
-            QuorumAction::Restart(id) => Some(format!(
-                "segment {id:?} crashes and restarts from its saved log"
-            )),
-            QuorumAction::LoseDisk(id) => Some(format!("segment {id:?} loses its disk for good")),
+        let (id, input) = match action {
+            QuorumAction::Actor(ActorModelAction::Deliver { src, dst, msg }) => (
+                dst,
+                Input::Msg {
+                    src: src.into(),
+                    msg,
+                },
+            ),
+            QuorumAction::Actor(ActorModelAction::Timeout(id, timer)) => {
+                (id, Input::Timer { timer })
+            }
+            QuorumAction::Restart(id) => (
+                id,
+                Input::Start {
+                    storage: last.actor_storages[usize::from(id)].clone(),
+                },
+            ),
+            QuorumAction::Actor(_) | QuorumAction::LoseDisk(_) => return None,
+        };
+        let i = usize::from(id);
+        let (next, out) = apply(
+            &self.inner.actors[i],
+            id,
+            Some(&last.actor_states[i]),
+            &input,
+        );
+        let mut text = String::new();
+        for o in trace::outputs(out) {
+            let line = match o {
+                Output::Send { dst, msg } => format!("sends {} : {msg:?}", actor_name(dst.into())),
+                Output::Save {
+                    storage: NodeStorage::Segment(log),
+                } => format!("saves {log:?}"),
+                Output::SetTimer { timer } => format!("sets timer {timer:?}"),
+                Output::CancelTimer { timer } => format!("cancels timer {timer:?}"),
+            };
+            text.push_str(&line);
+            text.push('\n');
         }
+        match next {
+            Some(next) if next != *last.actor_states[i] => {
+                text.push_str(&format!("becomes {next:?}\n"));
+            }
+            _ => {}
+        }
+        Some(text)
     }
 
     fn as_svg(&self, path: Path<QuorumState, QuorumAction>) -> Option<String> {

@@ -104,9 +104,10 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
     next
 }
 
-/// A hash that is the same in every run (no random seed), so canonical forms are reproducible.
+/// A fast hash that is the same in every run (no random seed), so canonical forms are
+/// reproducible.
 fn hash_of<T: Hash>(value: &T) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     value.hash(&mut h);
     h.finish()
 }

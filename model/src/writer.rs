@@ -44,7 +44,7 @@ pub struct Pending {
 }
 
 /// The writer's volatile state. It is rebuilt from the segments on open, so it saves nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WriterState {
     /// Segments that answered the open quorum read, as a bitset; `None` once the volume is open.
     pub opening: Option<u8>,
@@ -58,6 +58,33 @@ pub struct WriterState {
     pub vdl: Lsn,
     /// Commits not yet acknowledged, in LSN order.
     pub commit_queue: Vec<Pending>,
+}
+
+/// Short on purpose (the explorer prints states with `{:?}`):
+/// `opening asked=[0, 1, 2] answered=[1] scl=[..]` or `open vdl=1 last=2 scl=[1,1,0,1,1,0] queue=[2]`.
+impl std::fmt::Debug for WriterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.opening {
+            Some(answered) => write!(
+                f,
+                "opening asked={:?} answered={:?}",
+                segments_in(self.queried),
+                segments_in(answered)
+            )?,
+            None => write!(f, "open vdl={} last={}", self.vdl, self.last_lsn)?,
+        }
+        write!(f, " scl={:?}", self.scl)?;
+        if !self.commit_queue.is_empty() {
+            let q: Vec<Lsn> = self.commit_queue.iter().map(|p| p.lsn).collect();
+            write!(f, " queue={q:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The segment indexes in a bitset, for display.
+fn segments_in(bits: u8) -> Vec<usize> {
+    (0..SEGMENTS).filter(|i| bits & (1 << i) != 0).collect()
 }
 
 /// The writer's step functions.

@@ -1,0 +1,275 @@
+//! The `sixfold check` and `sixfold explore` commands: flags, validation and output.
+
+use crate::runner::{self, CheckError, CheckOptions, ModelKind, Report, Strategy};
+use clap::Args;
+use sixfold_model::config::{Config, Mutant};
+use sixfold_model::quorum::{Bounds, QuorumModel};
+use stateright::{Checker, HasDiscoveries, Model};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Bounds shared by `check` and `explore`; unset ones take the model's defaults.
+#[derive(Args, Debug, Clone)]
+pub struct BoundArgs {
+    /// Writes the app client issues, one after another [default: 2; 1..=6].
+    #[arg(long)]
+    pub writes: Option<u64>,
+    /// Reads a second client issues concurrently with the writes [default: 1; 0..=3].
+    #[arg(long)]
+    pub reads: Option<u64>,
+    /// Segment crash-restarts [default: 1; 0..=4].
+    #[arg(long)]
+    pub crashes: Option<u64>,
+    /// Permanent segment disk losses [default: 1; 0..=3, the AZ+1 budget].
+    #[arg(long)]
+    pub losses: Option<u64>,
+    /// Let the network lose messages too (by default it delays and reorders them).
+    #[arg(long)]
+    pub lossy: bool,
+    /// Let timers fire spuriously, not only when a peer is really gone.
+    #[arg(long)]
+    pub spurious_timeouts: bool,
+    /// A deliberately broken protocol variant (see `sixfold mutants`).
+    #[arg(long, value_name = "NAME")]
+    pub mutant: Option<Mutant>,
+}
+
+impl BoundArgs {
+    fn bounds(&self) -> Result<Bounds, CheckError> {
+        let d = Bounds::default();
+        let narrow = |name: &'static str, v: Option<u64>, default: u8| -> Result<u8, CheckError> {
+            match v {
+                None => Ok(default),
+                Some(v) => u8::try_from(v).map_err(|_| CheckError::BadBound {
+                    name,
+                    value: v,
+                    min: 0,
+                    max: u8::MAX.into(),
+                    why: "",
+                }),
+            }
+        };
+        Ok(Bounds {
+            writes: narrow("writes", self.writes, d.writes)?,
+            reads: narrow("reads", self.reads, d.reads)?,
+            crashes: narrow("crashes", self.crashes, d.crashes)?,
+            losses: narrow("losses", self.losses, d.losses)?,
+            lossy: self.lossy,
+            spurious_timeouts: self.spurious_timeouts,
+        })
+    }
+}
+
+/// `sixfold check`: explore models exhaustively and report each property's verdict.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The model to check, or `all`.
+    #[arg(default_value = "all")]
+    pub model: String,
+    #[command(flatten)]
+    pub bounds: BoundArgs,
+    /// Checker threads [default: 2, or 1 with --bfs so counterexamples are shortest].
+    #[arg(long)]
+    pub threads: Option<u64>,
+    /// Breadth-first search: shortest counterexamples (the default with --mutant).
+    #[arg(long, conflicts_with = "dfs")]
+    pub bfs: bool,
+    /// Depth-first search: less memory, symmetry reduction (the default without --mutant).
+    #[arg(long)]
+    pub dfs: bool,
+    /// Symmetry reduction over interchangeable segments (DFS only; on by default with DFS).
+    #[arg(long, conflicts_with = "no_symmetry")]
+    pub symmetry: bool,
+    /// Turn symmetry reduction off.
+    #[arg(long)]
+    pub no_symmetry: bool,
+    /// Directory counterexample traces are written to.
+    #[arg(long, default_value = "counterexamples", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Don't print progress while running.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
+    if name == "all" {
+        Ok(ModelKind::ALL.to_vec())
+    } else {
+        Ok(vec![name.parse()?])
+    }
+}
+
+fn options(args: &CheckArgs, model: ModelKind) -> Result<CheckOptions, CheckError> {
+    let mut opts = CheckOptions::new(model, args.bounds.mutant);
+    opts.bounds = args.bounds.bounds()?;
+    if args.bfs {
+        opts.strategy = Strategy::Bfs;
+        opts.symmetry = false;
+        opts.threads = 1;
+    }
+    if args.dfs {
+        opts.strategy = Strategy::Dfs;
+        opts.symmetry = true;
+        opts.threads = 2;
+    }
+    if args.symmetry {
+        opts.symmetry = true;
+    }
+    if args.no_symmetry {
+        opts.symmetry = false;
+    }
+    if let Some(t) = args.threads {
+        opts.threads = usize::try_from(t).unwrap_or(usize::MAX);
+    }
+    opts.out_dir = args.out.clone();
+    opts.progress = !args.quiet;
+    opts.validate()?;
+    Ok(opts)
+}
+
+/// Run `sixfold check`. Exit 0 when every property holds, 1 when one does not, 2 on bad input.
+pub fn run_check(args: &CheckArgs) -> ExitCode {
+    let plan: Result<Vec<CheckOptions>, CheckError> = models(&args.model).and_then(|ms| {
+        let ms: Vec<ModelKind> = match args.bounds.mutant {
+            // `all` with a mutant: the models that define it.
+            Some(m) if args.model == "all" => ms
+                .into_iter()
+                .filter(|k| k.expected_failure(m).is_some())
+                .collect(),
+            _ => ms,
+        };
+        ms.into_iter().map(|m| options(args, m)).collect()
+    });
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sixfold check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reports: Vec<Report> = Vec::new();
+    for opts in &plan {
+        eprintln!(
+            "checking {} [{}] with {:?}, {}{} thread(s): {:?}",
+            opts.model,
+            opts.mutant.map_or("protocol", Mutant::name),
+            opts.strategy,
+            if opts.symmetry { "symmetry, " } else { "" },
+            opts.threads,
+            opts.bounds
+        );
+        match runner::run(opts) {
+            Ok(report) => {
+                for v in &report.verdicts {
+                    if let (Some(text), Some(file)) = (&v.rendered, &v.trace) {
+                        println!(
+                            "\n{} [{}]: property \"{}\" is VIOLATED. Counterexample ({} steps):\n{}",
+                            report.model,
+                            report.variant(),
+                            v.name,
+                            v.steps,
+                            text
+                        );
+                        println!("counterexample trace written to {}", file.display());
+                    }
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                eprintln!("sixfold check: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!("\n{}", runner::summary(&reports));
+    if reports.iter().all(Report::passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `sixfold explore`: serve Stateright's explorer on a model.
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    /// The model to explore.
+    pub model: String,
+    #[command(flatten)]
+    pub bounds: BoundArgs,
+    /// Port on 127.0.0.1 to serve on.
+    #[arg(long, default_value_t = 3000)]
+    pub port: u16,
+}
+
+/// Run `sixfold explore`: find the mutant's counterexample first (so its link can be printed),
+/// then serve the explorer until interrupted.
+pub fn run_explore(args: &ExploreArgs) -> ExitCode {
+    let model = match args.model.parse::<ModelKind>() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("sixfold explore: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut opts = CheckOptions::new(model, args.bounds.mutant);
+    match args.bounds.bounds() {
+        Ok(b) => opts.bounds = b,
+        Err(e) => {
+            eprintln!("sixfold explore: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Err(e) = opts.validate() {
+        eprintln!("sixfold explore: {e}");
+        return ExitCode::from(2);
+    }
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    if let Err(e) = TcpListener::bind(addr) {
+        eprintln!("sixfold explore: cannot listen on {addr}: {e}; pick another --port");
+        return ExitCode::from(2);
+    }
+    let ModelKind::Quorum = model;
+    let m = QuorumModel::new(Config::new(opts.mutant), opts.bounds);
+    println!("explorer: http://{addr}/");
+    if let Some(mutant) = opts.mutant {
+        let property = model.expected_failure(mutant).unwrap_or("durability");
+        let checker = m
+            .clone()
+            .checker()
+            .finish_when(HasDiscoveries::AnyFailures)
+            .spawn_bfs()
+            .join();
+        match checker.discovery(property) {
+            Some(path) => println!(
+                "counterexample to \"{property}\" ({} steps): http://{addr}/#/steps/{}",
+                path.clone().into_actions().len(),
+                path.encode(&m)
+            ),
+            None => println!("no counterexample to \"{property}\" within these bounds"),
+        }
+    }
+    println!("serving until interrupted (Ctrl-C)");
+    m.checker().serve(addr);
+    ExitCode::SUCCESS
+}
+
+/// `sixfold mutants`: list the mutants and the property each must break.
+pub fn run_mutants() -> ExitCode {
+    println!(
+        "{:<16} {:<8} {:<22} what it breaks",
+        "mutant", "model", "caught by"
+    );
+    for model in ModelKind::ALL {
+        for (m, prop) in model.mutants() {
+            println!(
+                "{:<16} {:<8} {:<22} {}",
+                m.name(),
+                model.name(),
+                prop,
+                m.describe()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}

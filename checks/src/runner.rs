@@ -1,0 +1,487 @@
+//! The model-check runner behind `sixfold check`: builds a model from its name and bounds, runs
+//! Stateright's checker with progress, and turns the outcome into verdicts, numbers and
+//! counterexample traces.
+//!
+//! Strategy defaults: the real protocol is explored depth-first with symmetry reduction (cheap:
+//! fingerprints only, and one state per relabelling of the segments); a mutant is explored
+//! breadth-first on one thread, because only then is the counterexample the shortest one, and the
+//! run stops at the first failing property.
+
+use sixfold_model::config::{Config, Mutant};
+use sixfold_model::quorum::{Bounds, QuorumModel};
+use sixfold_model::symmetry;
+use sixfold_model::trace::Line;
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// The models `sixfold check` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Quorum writes and reads under crashes, disk loss and reordering.
+    Quorum,
+}
+
+impl ModelKind {
+    /// Every model, in the order `check all` runs them.
+    pub const ALL: [ModelKind; 1] = [ModelKind::Quorum];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Quorum => "quorum",
+        }
+    }
+
+    /// The mutants this model can run, each with the property it must break.
+    pub fn mutants(self) -> &'static [(Mutant, &'static str)] {
+        match self {
+            ModelKind::Quorum => &[
+                (Mutant::WriteQuorum3, "durability"),
+                (Mutant::ReadAnyNode, "no stale read"),
+                (Mutant::ReadUnbounded, "no uncommitted read"),
+            ],
+        }
+    }
+
+    /// The property `mutant` is expected to break in this model, if the model runs it.
+    pub fn expected_failure(self, mutant: Mutant) -> Option<&'static str> {
+        self.mutants()
+            .iter()
+            .find(|(m, _)| *m == mutant)
+            .map(|(_, p)| *p)
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors in what was asked of the runner: each message says what is valid instead.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// No model of that name.
+    #[error("unknown model '{0}'; valid models: {valid}, or all", valid = ModelKind::ALL.map(|m| m.name()).join(", "))]
+    UnknownModel(String),
+    /// The model does not define that mutant.
+    #[error("model '{model}' has no mutant '{mutant}'; its mutants: {valid}")]
+    MutantNotInModel {
+        /// The model asked for.
+        model: ModelKind,
+        /// The mutant asked for.
+        mutant: Mutant,
+        /// The mutants the model does define.
+        valid: String,
+    },
+    /// A bound outside its range.
+    #[error("--{name} {value} is out of range: must be between {min} and {max}{why}")]
+    BadBound {
+        /// The flag.
+        name: &'static str,
+        /// The value given.
+        value: u64,
+        /// Smallest valid value.
+        min: u64,
+        /// Largest valid value.
+        max: u64,
+        /// Why the range is what it is.
+        why: &'static str,
+    },
+    /// Symmetry reduction asked for with BFS, which stateright silently ignores.
+    #[error("--symmetry works only with --dfs (stateright's BFS ignores symmetry reduction)")]
+    SymmetryNeedsDfs,
+    /// The counterexample could not be written.
+    #[error("cannot write counterexample to {path}: {source}")]
+    WriteTrace {
+        /// Where it was being written.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl FromStr for ModelKind {
+    type Err = CheckError;
+    fn from_str(s: &str) -> Result<Self, CheckError> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| CheckError::UnknownModel(s.to_string()))
+    }
+}
+
+/// How to explore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Breadth-first: shortest counterexamples (with one thread), more memory.
+    Bfs,
+    /// Depth-first: fingerprints only, supports symmetry reduction.
+    Dfs,
+}
+
+/// Everything one run needs.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// The model.
+    pub model: ModelKind,
+    /// The bounds explored.
+    pub bounds: Bounds,
+    /// The mutant, if any.
+    pub mutant: Option<Mutant>,
+    /// Checker threads.
+    pub threads: usize,
+    /// BFS or DFS.
+    pub strategy: Strategy,
+    /// Symmetry reduction over segments (DFS only).
+    pub symmetry: bool,
+    /// Where counterexample traces are written.
+    pub out_dir: PathBuf,
+    /// Print progress to stderr while running.
+    pub progress: bool,
+}
+
+impl CheckOptions {
+    /// The default options for `model`: DFS with symmetry for the protocol, single-threaded BFS
+    /// for a mutant.
+    pub fn new(model: ModelKind, mutant: Option<Mutant>) -> Self {
+        let bfs = mutant.is_some();
+        CheckOptions {
+            model,
+            bounds: Bounds::default(),
+            mutant,
+            threads: if bfs { 1 } else { 2 },
+            strategy: if bfs { Strategy::Bfs } else { Strategy::Dfs },
+            symmetry: !bfs,
+            out_dir: PathBuf::from("counterexamples"),
+            progress: false,
+        }
+    }
+
+    /// Rejects bounds and combinations that make no sense, with a message saying what does.
+    pub fn validate(&self) -> Result<(), CheckError> {
+        let b = &self.bounds;
+        let checks: [(&'static str, u64, u64, u64, &'static str); 5] = [
+            ("writes", b.writes.into(), 1, 6, ""),
+            ("reads", b.reads.into(), 0, 3, ""),
+            ("crashes", b.crashes.into(), 0, 4, ""),
+            (
+                "losses",
+                b.losses.into(),
+                0,
+                3,
+                " (the fault budget is an AZ plus one: 3 of 6 segments)",
+            ),
+            ("threads", self.threads as u64, 1, 64, ""),
+        ];
+        for (name, value, min, max, why) in checks {
+            if value < min || value > max {
+                return Err(CheckError::BadBound {
+                    name,
+                    value,
+                    min,
+                    max,
+                    why,
+                });
+            }
+        }
+        if self.symmetry && self.strategy == Strategy::Bfs {
+            return Err(CheckError::SymmetryNeedsDfs);
+        }
+        if let Some(mutant) = self.mutant {
+            if self.model.expected_failure(mutant).is_none() {
+                return Err(CheckError::MutantNotInModel {
+                    model: self.model,
+                    mutant,
+                    valid: self
+                        .model
+                        .mutants()
+                        .iter()
+                        .map(|(m, _)| m.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The verdict on one property.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// The property's name.
+    pub name: &'static str,
+    /// `always` or `sometimes`.
+    pub expectation: &'static str,
+    /// Whether it holds: an `always` with no counterexample, a `sometimes` with an example.
+    pub holds: bool,
+    /// Where its counterexample trace was written, for a failing `always`.
+    pub trace: Option<PathBuf>,
+    /// The counterexample rendered as a numbered list of steps, for a failing `always`.
+    pub rendered: Option<String>,
+    /// Steps in the counterexample (0 when there is none).
+    pub steps: usize,
+}
+
+/// The outcome of one model check.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The model.
+    pub model: ModelKind,
+    /// The mutant, if any.
+    pub mutant: Option<Mutant>,
+    /// States generated.
+    pub states: usize,
+    /// Unique states (up to symmetry, when on).
+    pub unique: usize,
+    /// Greatest depth reached.
+    pub depth: usize,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+    /// Whether the run explored everything (false when it stopped at a counterexample).
+    pub complete: bool,
+    /// One verdict per property.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Report {
+    /// Whether every property holds.
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|v| v.holds)
+    }
+
+    /// The variant name: `protocol` or the mutant's name.
+    pub fn variant(&self) -> &'static str {
+        self.mutant.map_or("protocol", Mutant::name)
+    }
+
+    /// States generated per second.
+    pub fn rate(&self) -> f64 {
+        self.states as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Run one model check.
+pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
+    opts.validate()?;
+    match opts.model {
+        ModelKind::Quorum => {
+            let model = QuorumModel::new(Config::new(opts.mutant), opts.bounds);
+            run_model(opts, model)
+        }
+    }
+}
+
+fn run_model<M>(opts: &CheckOptions, model: M) -> Result<Report, CheckError>
+where
+    M: Model + Send + Sync + Clone + 'static,
+    M::State: fmt::Debug + std::hash::Hash + Send + Sync + Clone + PartialEq + 'static,
+    M::Action: fmt::Debug + Send + Sync + Clone + PartialEq + 'static,
+    M: CheckedModel,
+{
+    let properties = model.properties();
+    let mut builder = model.clone().checker().threads(opts.threads);
+    if opts.mutant.is_some() {
+        builder = builder.finish_when(HasDiscoveries::AnyFailures);
+    }
+    if opts.symmetry {
+        builder = builder.symmetry_fn(M::canonical);
+    }
+    let start = Instant::now();
+    let checker: Box<dyn Checker<M>> = match opts.strategy {
+        Strategy::Bfs => Box::new(builder.spawn_bfs()),
+        Strategy::Dfs => Box::new(builder.spawn_dfs()),
+    };
+    let mut last_report = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(50));
+        if opts.progress && last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "  {} [{}]: {} states, {} unique, depth {}, {:.0} s, {}/s",
+                opts.model,
+                opts.mutant.map_or("protocol", Mutant::name),
+                group(checker.state_count()),
+                group(checker.unique_state_count()),
+                checker.max_depth(),
+                secs,
+                group((checker.state_count() as f64 / secs) as usize),
+            );
+        }
+    }
+    let elapsed = start.elapsed();
+    let discoveries = checker.discoveries();
+    let mut verdicts = Vec::new();
+    let mut any_failure = false;
+    for p in &properties {
+        let found = discoveries.get(p.name);
+        let (expectation, holds) = match p.expectation {
+            Expectation::Always => ("always", found.is_none()),
+            Expectation::Sometimes => ("sometimes", found.is_some()),
+            Expectation::Eventually => ("eventually", found.is_none()),
+        };
+        let mut verdict = Verdict {
+            name: p.name,
+            expectation,
+            holds,
+            trace: None,
+            rendered: None,
+            steps: 0,
+        };
+        if let (Some(path), false) = (found, p.expectation == Expectation::Sometimes) {
+            any_failure = true;
+            let lines = model.counterexample(path, p.name);
+            let file = opts.out_dir.join(format!(
+                "{}-{}-{}.ndjson",
+                opts.model,
+                opts.mutant.map_or("protocol", Mutant::name),
+                p.name.replace(' ', "-")
+            ));
+            write_trace(&file, &lines)?;
+            verdict.trace = Some(file);
+            verdict.rendered = Some(render_path(&model, path));
+            verdict.steps = path.clone().into_actions().len();
+        }
+        verdicts.push(verdict);
+    }
+    Ok(Report {
+        model: opts.model,
+        mutant: opts.mutant,
+        states: checker.state_count(),
+        unique: checker.unique_state_count(),
+        depth: checker.max_depth(),
+        elapsed,
+        complete: !(opts.mutant.is_some() && any_failure),
+        verdicts,
+    })
+}
+
+/// What the runner needs of a model beyond `stateright::Model`.
+pub trait CheckedModel: Model {
+    /// The representative of a state's symmetry class.
+    fn canonical(state: &Self::State) -> Self::State;
+    /// A counterexample path to `property` as trace lines.
+    fn counterexample(
+        &self,
+        path: &stateright::Path<Self::State, Self::Action>,
+        property: &str,
+    ) -> Vec<Line>;
+}
+
+impl CheckedModel for QuorumModel {
+    fn canonical(state: &Self::State) -> Self::State {
+        symmetry::canonical(state)
+    }
+    fn counterexample(
+        &self,
+        path: &stateright::Path<Self::State, Self::Action>,
+        property: &str,
+    ) -> Vec<Line> {
+        self.trace(path, Some(property))
+    }
+}
+
+fn write_trace(file: &Path, lines: &[Line]) -> Result<(), CheckError> {
+    let err = |source| CheckError::WriteTrace {
+        path: file.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).map_err(err)?);
+    for line in lines {
+        let json = serde_json::to_string(line).expect("trace lines always serialize");
+        writeln!(out, "{json}").map_err(err)?;
+    }
+    out.flush().map_err(err)
+}
+
+/// A counterexample as a numbered list: each step's action, then what changed.
+pub fn render_path<M: Model>(model: &M, path: &stateright::Path<M::State, M::Action>) -> String
+where
+    M::State: fmt::Debug + Clone,
+    M::Action: fmt::Debug + Clone,
+{
+    let mut out = String::new();
+    for (i, (state, action)) in path.clone().into_vec().into_iter().enumerate() {
+        let Some(action) = action else { break };
+        out.push_str(&format!("{:>3}. {}\n", i + 1, model.format_action(&action)));
+        if let Some(step) = model.format_step(&state, action) {
+            for line in step.lines() {
+                out.push_str(&format!("       {line}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// 1234567 → "1,234,567".
+pub fn group(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The summary tables printed at the end of `sixfold check`.
+pub fn summary(reports: &[Report]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<8} {:<16} {:<10} {:<36} {}\n",
+        "model", "variant", "kind", "property", "verdict"
+    ));
+    for r in reports {
+        for v in &r.verdicts {
+            let verdict = match (v.holds, v.expectation) {
+                (true, "sometimes") => "reached",
+                (true, _) => "holds",
+                (false, "sometimes") if !r.complete => "not reached (stopped early)",
+                (false, "sometimes") => "NOT REACHED",
+                (false, _) => "VIOLATED",
+            };
+            out.push_str(&format!(
+                "{:<8} {:<16} {:<10} {:<36} {}\n",
+                r.model.name(),
+                r.variant(),
+                v.expectation,
+                v.name,
+                verdict
+            ));
+        }
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "{:<8} {:<16} {:>12} {:>12} {:>6} {:>9} {:>12}  {}\n",
+        "model", "variant", "states", "unique", "depth", "seconds", "states/s", "explored"
+    ));
+    for r in reports {
+        out.push_str(&format!(
+            "{:<8} {:<16} {:>12} {:>12} {:>6} {:>9.2} {:>12}  {}\n",
+            r.model.name(),
+            r.variant(),
+            group(r.states),
+            group(r.unique),
+            r.depth,
+            r.elapsed.as_secs_f64(),
+            group(r.rate() as usize),
+            if r.complete {
+                "all"
+            } else {
+                "until counterexample"
+            }
+        ));
+    }
+    out
+}
