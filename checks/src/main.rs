@@ -27,6 +27,14 @@ enum Command {
     Mutants,
     /// Check a recorded history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
     Lincheck(sixfold_checks::lincheck::cli::LincheckArgs),
+    /// Start a local cluster (6 storage nodes in 3 AZs, a writer, a client port) until Ctrl-C.
+    Cluster(sixfold_checks::cluster::ClusterArgs),
+    /// Run one cluster member (storage node or writer) as this process.
+    Node(sixfold_checks::cluster::NodeArgs),
+    /// Talk to a running cluster: write, read, or run a load.
+    Client(sixfold_checks::cluster::ClientArgs),
+    /// Replay a recorded trace against the model (exit 0 pass, 1 mismatch, 2 bad input).
+    Replay(sixfold_checks::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +45,9 @@ fn main() -> ExitCode {
         Command::Explore(args) => sixfold_checks::check_cmd::run_explore(&args),
         Command::Mutants => sixfold_checks::check_cmd::run_mutants(),
         Command::Lincheck(args) => sixfold_checks::lincheck::cli::run(&args),
+        Command::Cluster(args) => sixfold_checks::cluster::run_cluster(&args),
+        Command::Node(args) => sixfold_checks::cluster::run_node(&args),
+        Command::Client(args) => sixfold_checks::cluster::run_client(&args),
+        Command::Replay(args) => sixfold_checks::replay::run(&args),
     }
 }

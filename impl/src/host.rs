@@ -327,6 +327,9 @@ fn read_loop(
 }
 
 fn reject(s: &mut TcpStream, tag: &str, reason: String) {
+    if reason.is_empty() {
+        return; // the node is stopping: nothing to tell the peer
+    }
     eprintln!("{tag}: closing a connection: {reason}");
     let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
     let _ = wire::write_frame(s, &Frame::Error { reason });
@@ -352,7 +355,7 @@ fn peer_conn(mut s: TcpStream, tx: Sender<Event>, tag: &str, stop: &AtomicBool) 
                 clock,
                 confirm,
             })
-            .map_err(|_| "node stopping".to_string())
+            .map_err(|_| String::new())
         }
         (f, _) => Err(format!("unexpected frame on a peer connection: {f:?}")),
     });
@@ -382,7 +385,7 @@ fn client_conn(
                 clock: 0,
                 confirm: None,
             })
-            .map_err(|_| "node stopping".to_string()),
+            .map_err(|_| String::new()),
         f => Err(format!(
             "clients may only send Write or Read requests, got {f:?}"
         )),

@@ -1,0 +1,648 @@
+//! `sixfold replay`: check a recorded trace against the model, step by step.
+//!
+//! A trace (see `sixfold_model::trace`) is a header and one line per actor step. Replay rebuilds
+//! every actor from the header, feeds each recorded input to it through
+//! [`sixfold_model::trace::apply`] (the same entry point the runtime and the model use) and checks
+//! three things on every line:
+//! 1. the outputs are the ones recorded;
+//! 2. the digest of the actor's new state is the one recorded;
+//! 3. the model's invariants hold on the reconstructed global state: each segment's durable
+//!    storage (from its saves and restarts) and a [`Ghost`] history updated with
+//!    [`Ghost::observe_send`] for every recorded send, judged by [`Ghost::durable`] and the ghost's
+//!    stale / uncommitted read flags — the same rules the model checker applies.
+//!
+//! A message from a sender that is not an actor of the trace (an external client of a runtime
+//! cluster) is observed by the ghost when the recipient takes it, since its send was not recorded.
+//!
+//! A directory of per-process traces (what `sixfold node --trace` writes) is merged by the
+//! Lamport `clock` each runtime line carries, ties broken by actor id: every receive then follows
+//! its send.
+//!
+//! A counterexample (its header names the property it `violates`) passes when every step matches
+//! and that property is indeed violated.
+
+use serde_json::Value;
+use sixfold_model::actor::{Node, NodeState, NodeStorage};
+use sixfold_model::log::Log;
+use sixfold_model::quorum::Ghost;
+use sixfold_model::trace::{self, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
+use stateright::actor::Id;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Where a line came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct At {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line number in it.
+    pub line: usize,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// Why a trace could not be read: always names the file and, for content, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A line is not a valid trace line.
+    #[error("{at}: {reason}")]
+    BadLine {
+        /// Where.
+        at: At,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One step of a trace with its provenance.
+#[derive(Clone, Debug)]
+pub struct TraceStep {
+    /// Where it was read.
+    pub at: At,
+    /// The step.
+    pub step: Step,
+    /// The runtime's Lamport clock, when recorded.
+    pub clock: Option<u64>,
+    /// The line as written.
+    pub raw: String,
+}
+
+/// A parsed trace.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    /// Its header.
+    pub header: Header,
+    /// Its steps, in replay order.
+    pub steps: Vec<TraceStep>,
+}
+
+fn bad(file: &Path, line: usize, reason: impl Into<String>) -> ReplayError {
+    ReplayError::BadLine {
+        at: At {
+            file: file.to_path_buf(),
+            line,
+        },
+        reason: reason.into(),
+    }
+}
+
+/// Pinpoints why a step line did not parse: names the message or output that is wrong.
+fn explain(v: &Value, err: &serde_json::Error) -> String {
+    if let Some(m) = v.get("input").and_then(|i| i.get("msg")) {
+        if let Err(e) = serde_json::from_value::<sixfold_model::msg::Msg>(m.clone()) {
+            return format!("input message does not parse: {e}: {m}");
+        }
+    }
+    if let Some(outs) = v.get("outputs").and_then(Value::as_array) {
+        for (i, o) in outs.iter().enumerate() {
+            if let Err(e) = serde_json::from_value::<Output>(o.clone()) {
+                return format!("output {i} does not parse: {e}: {o}");
+            }
+        }
+    }
+    format!("not a trace step: {err}")
+}
+
+/// Parses one trace file.
+pub fn parse_file(path: &Path) -> Result<Trace, ReplayError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_text(path, &text)
+}
+
+/// Parses the text of a trace file named `path` (for errors).
+pub fn parse_text(path: &Path, text: &str) -> Result<Trace, ReplayError> {
+    let mut header: Option<Header> = None;
+    let mut steps = Vec::new();
+    let last = text.lines().count();
+    let ends_cleanly = text.is_empty() || text.ends_with('\n');
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) if n == last && !ends_cleanly => {
+                return Err(bad(
+                    path,
+                    n,
+                    format!("truncated line (no newline at end of file): {e}"),
+                ))
+            }
+            Err(e) => return Err(bad(path, n, format!("not JSON (truncated line?): {e}"))),
+        };
+        let line: Line = match serde_json::from_value(v.clone()) {
+            Ok(l) => l,
+            Err(e) => return Err(bad(path, n, explain(&v, &e))),
+        };
+        match (line, &header) {
+            (Line::Header(h), None) => {
+                if h.version != TRACE_VERSION {
+                    return Err(bad(
+                        path,
+                        n,
+                        format!(
+                            "trace format version {} (this build reads {TRACE_VERSION})",
+                            h.version
+                        ),
+                    ));
+                }
+                if h.model != "quorum" {
+                    return Err(bad(path, n, format!("unknown model '{}'", h.model)));
+                }
+                header = Some(h);
+            }
+            (Line::Header(_), Some(_)) => {
+                return Err(bad(path, n, "a second header line"));
+            }
+            (Line::Step(_), None) => {
+                return Err(bad(
+                    path,
+                    n,
+                    "missing header: the first line must be the header",
+                ));
+            }
+            (Line::Step(step), Some(h)) => {
+                if step.actor >= h.actors.len() {
+                    return Err(bad(
+                        path,
+                        n,
+                        format!(
+                            "unknown actor id {} (the header lists actors 0..={})",
+                            step.actor,
+                            h.actors.len().saturating_sub(1)
+                        ),
+                    ));
+                }
+                steps.push(TraceStep {
+                    at: At {
+                        file: path.to_path_buf(),
+                        line: n,
+                    },
+                    step,
+                    clock: v.get("clock").and_then(Value::as_u64),
+                    raw: raw.to_string(),
+                });
+            }
+        }
+    }
+    let header = header.ok_or_else(|| bad(path, 1, "missing header: the file has no lines"))?;
+    Ok(Trace { header, steps })
+}
+
+/// Loads a trace file, or merges a directory of per-process trace files (`*.ndjson`).
+pub fn load(path: &Path) -> Result<Trace, ReplayError> {
+    if !path.is_dir() {
+        return parse_file(path);
+    }
+    let io = |source| ReplayError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+        .collect();
+    files.sort();
+    let mut merged: Option<Trace> = None;
+    for f in &files {
+        let t = parse_file(f)?;
+        match &mut merged {
+            None => merged = Some(t),
+            Some(m) => {
+                if m.header != t.header {
+                    return Err(bad(
+                        f,
+                        1,
+                        "header differs from the other files of the directory",
+                    ));
+                }
+                m.steps.extend(t.steps);
+            }
+        }
+    }
+    let mut merged = merged.ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no *.ndjson trace files in this directory",
+        ))
+    })?;
+    // Stable: within a file (one actor) steps keep their order.
+    merged
+        .steps
+        .sort_by_key(|s| (s.clock.unwrap_or(0), s.step.actor));
+    Ok(merged)
+}
+
+/// Merges a directory of per-process traces into one file; returns the number of steps.
+pub fn merge_dir(dir: &Path, out: &Path) -> Result<usize, ReplayError> {
+    let t = load(dir)?;
+    let mut text = serde_json::to_string(&Line::Header(t.header.clone())).expect("serialize");
+    text.push('\n');
+    for s in &t.steps {
+        text.push_str(&s.raw);
+        text.push('\n');
+    }
+    std::fs::write(out, text).map_err(|source| ReplayError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(t.steps.len())
+}
+
+/// How a replay ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every step matched and every invariant held.
+    Pass,
+    /// A counterexample: every step matched and the property it names was violated here.
+    Reproduced {
+        /// The property.
+        property: String,
+        /// The step where it first failed.
+        at: At,
+    },
+    /// A step's outputs or state digest differ from the model's.
+    Mismatch {
+        /// The first diverging step.
+        at: At,
+        /// Expected (model) against actual (recorded), rendered.
+        detail: String,
+    },
+    /// An invariant failed on a trace that does not claim to violate it.
+    Violation {
+        /// The property.
+        property: String,
+        /// The step where it first failed.
+        at: At,
+    },
+    /// A counterexample whose property never failed.
+    NotReproduced {
+        /// The property it claims to violate.
+        property: String,
+    },
+}
+
+impl Verdict {
+    /// Whether the trace passed (a counterexample passes when it reproduces).
+    pub fn passed(&self) -> bool {
+        matches!(self, Verdict::Pass | Verdict::Reproduced { .. })
+    }
+}
+
+/// The result of a replay: the verdict and a human-readable timeline of the steps replayed.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// How it ended.
+    pub verdict: Verdict,
+    /// Steps replayed (up to and including a mismatch).
+    pub steps: usize,
+    /// One line per step, plus marks where invariants failed.
+    pub timeline: String,
+}
+
+/// Actor names for timelines: `seg3`, `writer`, `client7`; senders outside the trace are
+/// external clients, `ext0` for the runtime's first client connection (actor id 1000).
+pub fn actor_name(actors: &[ActorSpec], id: usize) -> String {
+    match actors.get(id) {
+        Some(ActorSpec::Segment) => format!("seg{id}"),
+        Some(ActorSpec::Writer { .. }) => "writer".into(),
+        Some(ActorSpec::Client { .. }) => format!("client{id}"),
+        None if id >= sixfold_impl::host::CLIENT_ID_BASE => {
+            format!("ext{}", id - sixfold_impl::host::CLIENT_ID_BASE)
+        }
+        None => format!("actor{id}"),
+    }
+}
+
+/// Renders a serde value compactly: `Ack{lsn:1,scl:1}`, `OpenQuery`, `None`.
+pub fn compact(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(compact).collect::<Vec<_>>().join(",")),
+        Value::Object(m) if m.len() == 1 => {
+            let (k, inner) = m.iter().next().expect("one entry");
+            match inner {
+                Value::Object(_) => format!("{k}{}", compact_fields(inner)),
+                other => format!("{k}({})", compact(other)),
+            }
+        }
+        Value::Object(_) => compact_fields(v),
+        other => other.to_string(),
+    }
+}
+
+fn compact_fields(v: &Value) -> String {
+    let Value::Object(m) = v else {
+        return compact(v);
+    };
+    let fields: Vec<String> = m
+        .iter()
+        .map(|(k, x)| format!("{k}:{}", compact(x)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+fn render_msg(msg: &sixfold_model::msg::Msg) -> String {
+    compact(&serde_json::to_value(msg).expect("messages serialize"))
+}
+
+/// LSN ranges of a log: `[1-3,5]`.
+pub fn render_log(log: &Log) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Option<(u64, u64)> = None;
+    let flush = |run: Option<(u64, u64)>, parts: &mut Vec<String>| match run {
+        Some((a, b)) if a == b => parts.push(a.to_string()),
+        Some((a, b)) => parts.push(format!("{a}-{b}")),
+        None => {}
+    };
+    for r in log.records() {
+        run = match run {
+            Some((a, b)) if r.lsn == b + 1 => Some((a, r.lsn)),
+            other => {
+                flush(other, &mut parts);
+                Some((r.lsn, r.lsn))
+            }
+        };
+    }
+    flush(run, &mut parts);
+    format!("[{}]", parts.join(","))
+}
+
+fn render_storage(s: &NodeStorage) -> String {
+    match s {
+        NodeStorage::Segment(log) => format!("log {}", render_log(log)),
+    }
+}
+
+fn timer_name(t: &impl serde::Serialize) -> String {
+    compact(&serde_json::to_value(t).expect("timers serialize"))
+}
+
+/// One step's input, rendered.
+pub fn render_input(actors: &[ActorSpec], input: &Input) -> String {
+    match input {
+        Input::Start { storage: None } => "start".into(),
+        Input::Start { storage: Some(s) } => format!("start from {}", render_storage(s)),
+        Input::Msg { src, msg } => format!("<- {} {}", actor_name(actors, *src), render_msg(msg)),
+        Input::Timer { timer } => format!("timer {}", timer_name(timer)),
+        Input::Crash => "CRASH".into(),
+        Input::LoseDisk => "LOSE DISK".into(),
+    }
+}
+
+/// One step's outputs, rendered.
+pub fn render_outputs(actors: &[ActorSpec], outputs: &[Output]) -> String {
+    // Runs of the same message to several recipients (the writer's broadcasts) collapse.
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < outputs.len() {
+        match &outputs[i] {
+            Output::Send { dst, msg } => {
+                let mut dsts = vec![*dst];
+                while let Some(Output::Send { dst: d, msg: m }) = outputs.get(i + dsts.len()) {
+                    if m != msg {
+                        break;
+                    }
+                    dsts.push(*d);
+                }
+                i += dsts.len();
+                let to = if dsts.len() == 1 {
+                    actor_name(actors, dsts[0])
+                } else if dsts
+                    .iter()
+                    .all(|d| matches!(actors.get(*d), Some(ActorSpec::Segment)))
+                {
+                    format!(
+                        "seg{{{}}}",
+                        dsts.iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                } else {
+                    dsts.iter()
+                        .map(|d| actor_name(actors, *d))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                parts.push(format!("{} -> {to}", render_msg(msg)));
+                continue;
+            }
+            Output::SetTimer { timer } => parts.push(format!("set {}", timer_name(timer))),
+            Output::CancelTimer { timer } => parts.push(format!("cancel {}", timer_name(timer))),
+            Output::Save { storage } => parts.push(format!("save {}", render_storage(storage))),
+        }
+        i += 1;
+    }
+    parts.join(", ")
+}
+
+fn timeline_line(actors: &[ActorSpec], s: &TraceStep) -> String {
+    let out = render_outputs(actors, &s.step.outputs);
+    let input = render_input(actors, &s.step.input);
+    let who = actor_name(actors, s.step.actor);
+    if out.is_empty() {
+        format!("{:>5}  {who:<7} {input}", s.at.line)
+    } else {
+        format!("{:>5}  {who:<7} {input}  => {out}", s.at.line)
+    }
+}
+
+fn first_violation(
+    h: &Ghost,
+    cfg: &sixfold_model::config::Config,
+    st: &[Option<NodeStorage>],
+) -> Option<&'static str> {
+    if !h.durable(cfg, st) {
+        Some("durability")
+    } else if h.stale_read {
+        Some("no stale read")
+    } else if h.uncommitted_read {
+        Some("no uncommitted read")
+    } else {
+        None
+    }
+}
+
+/// Replays a trace against the model.
+pub fn replay(trace: &Trace) -> Outcome {
+    let h = &trace.header;
+    let cfg = h.config;
+    let nodes: Vec<Node> = h.actors.iter().map(|a| a.build(cfg)).collect();
+    let mut states: Vec<Option<NodeState>> = vec![None; nodes.len()];
+    let mut storages: Vec<Option<NodeStorage>> = vec![None; nodes.len()];
+    let mut ghost = Ghost::default();
+    let mut timeline = String::new();
+    let mut violated: Option<(String, At)> = None;
+    let mut steps = 0;
+    for s in &trace.steps {
+        steps += 1;
+        let a = s.step.actor;
+        let _ = writeln!(timeline, "{}", timeline_line(&h.actors, s));
+        if let Input::Msg { src, msg } = &s.step.input {
+            if *src >= nodes.len() {
+                if let Some(g) = ghost.observe_send(Id::from(*src), Id::from(a), msg) {
+                    ghost = g;
+                }
+            }
+        }
+        let (next, out) = trace::apply(&nodes[a], Id::from(a), states[a].as_ref(), &s.step.input);
+        let outputs = trace::outputs(out);
+        let digest = next.as_ref().map(trace::digest);
+        if outputs != s.step.outputs || digest != s.step.digest {
+            let mut detail = String::new();
+            if outputs != s.step.outputs {
+                let _ = writeln!(
+                    detail,
+                    "  outputs expected (model): {}\n  outputs actual (trace):   {}",
+                    render_outputs(&h.actors, &outputs),
+                    render_outputs(&h.actors, &s.step.outputs)
+                );
+            }
+            if digest != s.step.digest {
+                let _ = writeln!(
+                    detail,
+                    "  state digest expected (model): {}\n  state digest actual (trace):   {}",
+                    digest.as_deref().unwrap_or("down"),
+                    s.step.digest.as_deref().unwrap_or("down")
+                );
+            }
+            let _ = writeln!(timeline, "  !! diverges from the model here");
+            return Outcome {
+                verdict: Verdict::Mismatch {
+                    at: s.at.clone(),
+                    detail: format!(
+                        "step of {} ({})\n{detail}",
+                        actor_name(&h.actors, a),
+                        render_input(&h.actors, &s.step.input)
+                    ),
+                },
+                steps,
+                timeline,
+            };
+        }
+        states[a] = next;
+        match &s.step.input {
+            Input::Start { storage } => storages[a] = storage.clone(),
+            Input::LoseDisk => {
+                storages[a] = None;
+                if a < 8 {
+                    ghost.lost |= 1 << a;
+                }
+            }
+            _ => {}
+        }
+        for o in &outputs {
+            match o {
+                Output::Save { storage } => storages[a] = Some(storage.clone()),
+                Output::Send { dst, msg } => {
+                    if let Some(g) = ghost.observe_send(Id::from(a), Id::from(*dst), msg) {
+                        ghost = g;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if violated.is_none() {
+            if let Some(p) = first_violation(&ghost, &cfg, &storages) {
+                let _ = writeln!(timeline, "  !! property violated: {p}");
+                violated = Some((p.to_string(), s.at.clone()));
+            }
+        }
+    }
+    let verdict = match (&h.violates, violated) {
+        (None, None) => Verdict::Pass,
+        (None, Some((property, at))) => Verdict::Violation { property, at },
+        (Some(want), Some((property, at))) if *want == property => {
+            Verdict::Reproduced { property, at }
+        }
+        (Some(_), Some((property, at))) => Verdict::Violation { property, at },
+        (Some(want), None) => Verdict::NotReproduced {
+            property: want.clone(),
+        },
+    };
+    Outcome {
+        verdict,
+        steps,
+        timeline,
+    }
+}
+
+/// `sixfold replay`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// A trace file (NDJSON), or a directory of per-process trace files to merge.
+    pub file: PathBuf,
+    /// Also print the replayed steps as a timeline.
+    #[arg(long)]
+    pub timeline: bool,
+}
+
+/// Runs `sixfold replay`: exit 0 pass, 1 mismatch or invariant violation, 2 bad input.
+pub fn run(args: &ReplayArgs) -> ExitCode {
+    let trace = match load(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sixfold replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = replay(&trace);
+    if args.timeline {
+        print!("{}", out.timeline);
+    }
+    let src = &trace.header.source;
+    match &out.verdict {
+        Verdict::Pass => {
+            println!(
+                "PASS {}: {} steps ({src} trace) match the model; invariants hold throughout",
+                args.file.display(),
+                out.steps
+            );
+            ExitCode::SUCCESS
+        }
+        Verdict::Reproduced { property, at } => {
+            println!(
+                "PASS {}: {} steps match the model; counterexample reproduced: '{property}' violated at {at}",
+                args.file.display(),
+                out.steps
+            );
+            ExitCode::SUCCESS
+        }
+        Verdict::Mismatch { at, detail } => {
+            println!("FAIL {at}: first diverging line\n{detail}");
+            ExitCode::from(1)
+        }
+        Verdict::Violation { property, at } => {
+            println!("FAIL {at}: invariant '{property}' violated on the reconstructed state");
+            ExitCode::from(1)
+        }
+        Verdict::NotReproduced { property } => {
+            println!(
+                "FAIL {}: counterexample does not reproduce: '{property}' never violated",
+                args.file.display()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
