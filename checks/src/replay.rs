@@ -110,6 +110,11 @@ fn explain(v: &Value, err: &serde_json::Error) -> String {
     if let Some(outs) = v.get("outputs").and_then(Value::as_array) {
         for (i, o) in outs.iter().enumerate() {
             if let Err(e) = serde_json::from_value::<Output>(o.clone()) {
+                if let Some(m) = o.get("msg") {
+                    if let Err(e) = serde_json::from_value::<sixfold_model::msg::Msg>(m.clone()) {
+                        return format!("output {i}: message does not parse: {e}: {m}");
+                    }
+                }
                 return format!("output {i} does not parse: {e}: {o}");
             }
         }
@@ -405,6 +410,10 @@ pub fn render_input(actors: &[ActorSpec], input: &Input) -> String {
         Input::Start { storage: Some(s) } => format!("start from {}", render_storage(s)),
         Input::Msg { src, msg } => format!("<- {} {}", actor_name(actors, *src), render_msg(msg)),
         Input::Timer { timer } => format!("timer {}", timer_name(timer)),
+        Input::Choice { choice } => format!(
+            "pick {}",
+            compact(&serde_json::to_value(choice).expect("choices serialize"))
+        ),
         Input::Crash => "CRASH".into(),
         Input::LoseDisk => "LOSE DISK".into(),
     }
@@ -451,6 +460,17 @@ pub fn render_outputs(actors: &[ActorSpec], outputs: &[Output]) -> String {
             Output::SetTimer { timer } => parts.push(format!("set {}", timer_name(timer))),
             Output::CancelTimer { timer } => parts.push(format!("cancel {}", timer_name(timer))),
             Output::Save { storage } => parts.push(format!("save {}", render_storage(storage))),
+            Output::Choose { key, choices } if choices.is_empty() => {
+                parts.push(format!("withdraw {key:?}"))
+            }
+            Output::Choose { key, choices } => parts.push(format!(
+                "offer {key:?}: {}",
+                choices
+                    .iter()
+                    .map(|c| compact(&serde_json::to_value(c).expect("choices serialize")))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )),
         }
         i += 1;
     }

@@ -27,8 +27,8 @@ use sixfold_model::msg::Msg;
 use sixfold_model::storage_node::StorageNode;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Step, TRACE_VERSION};
 use sixfold_model::writer::Writer;
-use stateright::actor::{Command, Id};
-use std::collections::{HashMap, VecDeque};
+use stateright::actor::{Actor, Command, Id};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -403,6 +403,7 @@ struct Host {
     store: Option<SegmentStore>,
     trace: Option<TraceLog>,
     timers: HashMap<NodeTimer, Instant>,
+    choices: BTreeMap<String, Vec<<Node as Actor>::Random>>,
     peers: Vec<SocketAddr>,
     out: HashMap<usize, Outbound>,
     clients: Arc<Mutex<HashMap<usize, TcpStream>>>,
@@ -473,6 +474,7 @@ impl Host {
             store,
             trace,
             timers: HashMap::new(),
+            choices: BTreeMap::new(),
             peers: spec.peers,
             out: HashMap::new(),
             clients,
@@ -490,16 +492,15 @@ impl Host {
             host.step(Input::Crash, 0)?;
         }
         host.step(Input::Start { storage }, 0)?;
+        host.settle(true)?;
         host.flush()?;
         Ok(host)
     }
 
     fn random_in(&mut self, r: &std::ops::Range<Duration>) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
+        let x = self.next_random();
         let span = r.end.saturating_sub(r.start).as_micros() as u64;
-        r.start + Duration::from_micros(if span == 0 { 0 } else { self.rng % span })
+        r.start + Duration::from_micros(if span == 0 { 0 } else { x % span })
     }
 
     /// One step; returns whether it did anything (a message step that changes nothing is not a
@@ -511,6 +512,7 @@ impl Host {
         }
         if matches!(input, Input::Start { .. } | Input::Crash) {
             self.timers.clear();
+            self.choices.clear();
         }
         self.clock = self.clock.max(in_clock) + 1;
         let now = Instant::now();
@@ -536,7 +538,13 @@ impl Host {
                         )))
                     }
                 },
-                Command::ChooseRandom(..) => {}
+                Command::ChooseRandom(key, options) => {
+                    if options.is_empty() {
+                        self.choices.remove(key);
+                    } else {
+                        self.choices.insert(key.clone(), options.clone());
+                    }
+                }
             }
         }
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
@@ -614,10 +622,53 @@ impl Host {
         Ok(did)
     }
 
-    fn retry_parked(&mut self) -> Result<(), HostError> {
+    fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Makes the choices the actor left open (`Out::choose_random`): one option, picked at
+    /// random, is fed back as an `Input::Choice` step, as the model's `SelectRandom` does.
+    /// Returns whether any was made.
+    fn resolve_choices(&mut self) -> Result<bool, HostError> {
+        let mut any = false;
+        // Bounded: a choice step may open new choices, but never unboundedly many.
+        for _ in 0..1024 {
+            let Some(key) = self.choices.keys().next().cloned() else {
+                break;
+            };
+            let options = self.choices.remove(&key).unwrap_or_default();
+            if options.is_empty() {
+                continue;
+            }
+            let pick = (self.next_random() % options.len() as u64) as usize;
+            let choice = options[pick].clone();
+            self.step(Input::Choice { choice }, 0)?;
+            any = true;
+        }
+        Ok(any)
+    }
+
+    /// After a batch: make open choices and offer parked requests again until neither changes
+    /// anything.
+    fn settle(&mut self, mut changed: bool) -> Result<(), HostError> {
+        for _ in 0..64 {
+            changed |= self.resolve_choices()?;
+            if !changed || self.parked.is_empty() {
+                return Ok(());
+            }
+            changed = self.retry_parked()?;
+        }
+        Ok(())
+    }
+
+    fn retry_parked(&mut self) -> Result<bool, HostError> {
         let now = Instant::now();
         self.parked
             .retain(|(t, ..)| now.duration_since(*t) < PARK_TTL);
+        let mut any = false;
         loop {
             let mut progressed = false;
             let mut still = VecDeque::new();
@@ -633,8 +684,9 @@ impl Host {
                 }
             }
             self.parked = still;
+            any |= progressed;
             if !progressed || self.parked.is_empty() {
-                return Ok(());
+                return Ok(any);
             }
         }
     }
@@ -688,9 +740,7 @@ impl Host {
                 self.timers.remove(&timer);
                 changed |= self.step(Input::Timer { timer }, 0)?;
             }
-            if changed && !self.parked.is_empty() {
-                self.retry_parked()?;
-            }
+            self.settle(changed)?;
             self.flush()?;
         }
         Ok(())

@@ -1,0 +1,81 @@
+//! Bad trace input gets a clear error naming the file and the line, never a panic, and an
+//! edited output is caught as a mismatch at exactly that line.
+
+use sixfold_checks::replay::{self, ReplayError, Verdict};
+use std::path::{Path, PathBuf};
+
+fn run_trace() -> (PathBuf, String) {
+    let f = sixfold_traces::root().join("runs/crash-restart.ndjson");
+    let text = std::fs::read_to_string(&f).unwrap();
+    (f, text)
+}
+
+fn bad_line(text: &str) -> (usize, String) {
+    match replay::parse_text(Path::new("edited.ndjson"), text) {
+        Err(ReplayError::BadLine { at, reason }) => {
+            assert_eq!(at.file, Path::new("edited.ndjson"));
+            (at.line, reason)
+        }
+        other => panic!("expected a bad line, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_last_line_is_named() {
+    let (_, text) = run_trace();
+    let cut = &text[..text.len() - 20];
+    let (line, reason) = bad_line(cut);
+    assert_eq!(line, cut.lines().count());
+    assert!(reason.contains("truncated"), "{reason}");
+}
+
+#[test]
+fn unknown_actor_is_named() {
+    let (_, text) = run_trace();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[4] = lines[4].replacen("\"actor\":", "\"actor\":4", 1);
+    let (line, reason) = bad_line(&(lines.join("\n") + "\n"));
+    assert_eq!(line, 5);
+    assert!(reason.contains("unknown actor id"), "{reason}");
+}
+
+#[test]
+fn unparsable_message_is_named() {
+    let (_, text) = run_trace();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let i = lines.iter().position(|l| l.contains("\"Append\"")).unwrap();
+    lines[i] = lines[i].replacen("\"Append\"", "\"Apend\"", 1);
+    let (line, reason) = bad_line(&(lines.join("\n") + "\n"));
+    assert_eq!(line, i + 1);
+    assert!(reason.contains("message does not parse"), "{reason}");
+    assert!(reason.contains("Apend"), "{reason}");
+}
+
+#[test]
+fn missing_header_is_named() {
+    let (_, text) = run_trace();
+    let rest: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let (line, reason) = bad_line(&rest);
+    assert_eq!(line, 1);
+    assert!(reason.contains("missing header"), "{reason}");
+}
+
+#[test]
+fn an_edited_output_is_reported_at_its_line() {
+    let (_, text) = run_trace();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains("\"WriteOk\""))
+        .expect("a commit");
+    lines[i] = lines[i].replacen("\"WriteOk\":{\"lsn\":", "\"WriteOk\":{\"lsn\":9", 1);
+    assert!(lines[i].contains("\"WriteOk\":{\"lsn\":9"), "{}", lines[i]);
+    let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
+    match replay::replay(&trace).verdict {
+        Verdict::Mismatch { at, detail } => {
+            assert_eq!(at.line, i + 1);
+            assert!(detail.contains("expected (model)"), "{detail}");
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
