@@ -11,6 +11,12 @@
 //!    [`Ghost::observe_send`] for every recorded send, judged by [`Ghost::durable`] and the ghost's
 //!    stale / uncommitted read flags — the same rules the model checker applies.
 //!
+//! The model's ghost describes one register (the model uses a single key). A runtime run writes
+//! many keys, so replay keeps the model's ghost for the whole volume (durability and uncommitted
+//! reads are about LSNs and VDL, which are global) plus one model ghost per key for stale reads,
+//! feeding each the sends that concern its key ([`History`]). On single-key traces (every model
+//! counterexample) the two views coincide.
+//!
 //! A message from a sender that is not an actor of the trace (an external client of a runtime
 //! cluster) is observed by the ghost when the recipient takes it, since its send was not recorded.
 //!
@@ -24,6 +30,7 @@
 use serde_json::Value;
 use sixfold_model::actor::{Node, NodeState, NodeStorage};
 use sixfold_model::log::Log;
+use sixfold_model::msg::{Key, Lsn, Msg, ReqId};
 use sixfold_model::quorum::Ghost;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use stateright::actor::Id;
@@ -488,16 +495,62 @@ fn timeline_line(actors: &[ActorSpec], s: &TraceStep) -> String {
     }
 }
 
+/// The model's history rules applied to a multi-key run: a volume-wide [`Ghost`] and one per key.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Every send, as the model observes them: durability and uncommitted reads.
+    pub volume: Ghost,
+    /// Per key, the sends about that key: stale reads.
+    pub per_key: std::collections::BTreeMap<Key, Ghost>,
+    lsn_key: std::collections::HashMap<Lsn, Key>,
+    read_key: std::collections::HashMap<(usize, ReqId), Key>,
+}
+
+impl History {
+    /// Observes `src` sending `msg` to `dst`, with [`Ghost::observe_send`].
+    pub fn observe(&mut self, src: usize, dst: usize, msg: &Msg) {
+        let (s, d) = (Id::from(src), Id::from(dst));
+        if let Some(g) = self.volume.observe_send(s, d, msg) {
+            self.volume = g;
+        }
+        let key = match msg {
+            Msg::Append { record } => {
+                self.lsn_key.insert(record.lsn, record.key);
+                None
+            }
+            Msg::WriteOk { lsn, .. } => self.lsn_key.get(lsn).copied(),
+            Msg::Read { req, key } => {
+                self.read_key.insert((src, *req), *key);
+                Some(*key)
+            }
+            Msg::ReadOk { req, .. } => self.read_key.get(&(dst, *req)).copied(),
+            _ => None,
+        };
+        if let Some(k) = key {
+            let g = self.per_key.entry(k).or_default();
+            if let Some(next) = g.observe_send(s, d, msg) {
+                *g = next;
+            }
+        }
+    }
+
+    /// Whether some read returned a version older than a commit of its key acknowledged before
+    /// the read was issued.
+    pub fn stale_read(&self) -> bool {
+        self.per_key.values().any(|g| g.stale_read)
+    }
+}
+
 fn first_violation(
-    h: &Ghost,
+    h: &History,
     cfg: &sixfold_model::config::Config,
     st: &[Option<NodeStorage>],
 ) -> Option<&'static str> {
-    if !h.durable(cfg, st) {
+    if !h.volume.durable(cfg, st) {
         Some("durability")
-    } else if h.stale_read {
+    } else if h.stale_read() {
         Some("no stale read")
-    } else if h.uncommitted_read {
+    } else if h.volume.uncommitted_read {
         Some("no uncommitted read")
     } else {
         None
@@ -511,7 +564,7 @@ pub fn replay(trace: &Trace) -> Outcome {
     let nodes: Vec<Node> = h.actors.iter().map(|a| a.build(cfg)).collect();
     let mut states: Vec<Option<NodeState>> = vec![None; nodes.len()];
     let mut storages: Vec<Option<NodeStorage>> = vec![None; nodes.len()];
-    let mut ghost = Ghost::default();
+    let mut ghost = History::default();
     let mut timeline = String::new();
     let mut violated: Option<(String, At)> = None;
     let mut steps = 0;
@@ -521,9 +574,7 @@ pub fn replay(trace: &Trace) -> Outcome {
         let _ = writeln!(timeline, "{}", timeline_line(&h.actors, s));
         if let Input::Msg { src, msg } = &s.step.input {
             if *src >= nodes.len() {
-                if let Some(g) = ghost.observe_send(Id::from(*src), Id::from(a), msg) {
-                    ghost = g;
-                }
+                ghost.observe(*src, a, msg);
             }
         }
         let (next, out) = trace::apply(&nodes[a], Id::from(a), states[a].as_ref(), &s.step.input);
@@ -567,7 +618,7 @@ pub fn replay(trace: &Trace) -> Outcome {
             Input::LoseDisk => {
                 storages[a] = None;
                 if a < 8 {
-                    ghost.lost |= 1 << a;
+                    ghost.volume.lost |= 1 << a;
                 }
             }
             _ => {}
@@ -576,9 +627,7 @@ pub fn replay(trace: &Trace) -> Outcome {
             match o {
                 Output::Save { storage } => storages[a] = Some(storage.clone()),
                 Output::Send { dst, msg } => {
-                    if let Some(g) = ghost.observe_send(Id::from(a), Id::from(*dst), msg) {
-                        ghost = g;
-                    }
+                    ghost.observe(a, *dst, msg);
                 }
                 _ => {}
             }

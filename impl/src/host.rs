@@ -639,12 +639,12 @@ impl Host {
             let Some(key) = self.choices.keys().next().cloned() else {
                 break;
             };
-            let options = self.choices.remove(&key).unwrap_or_default();
+            let mut options = self.choices.remove(&key).unwrap_or_default();
             if options.is_empty() {
                 continue;
             }
             let pick = (self.next_random() % options.len() as u64) as usize;
-            let choice = options[pick].clone();
+            let choice = options.swap_remove(pick);
             self.step(Input::Choice { choice }, 0)?;
             any = true;
         }

@@ -1,0 +1,197 @@
+//! The README walk-through, end to end with the real binary: `sixfold cluster` with a trace,
+//! `sixfold client` writes, SIGKILL of both storage nodes of one AZ, more writes, restart with
+//! the printed commands, read back every acknowledged write, stop with SIGINT, `sixfold replay`
+//! the merged trace (pass), then edit one recorded output and see replay name that line.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const EXE: &str = env!("CARGO_BIN_EXE_sixfold");
+
+fn sixfold(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(EXE).args(args).output().expect("run sixfold");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling a child process this test started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+struct Killer(Vec<Child>);
+impl Drop for Killer {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn cluster_survives_an_az_loss_and_its_trace_replays() {
+    let dir = std::env::temp_dir().join(format!("sixfold-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap().to_string();
+    let trace = dir.join("run.ndjson");
+    let mut cluster = Command::new(EXE)
+        .args(["cluster", "--dir", &d, "--trace", trace.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = cluster.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut guard = Killer(vec![]);
+    let mut printed = Vec::new();
+    loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("cluster prints 'cluster ready'");
+        let ready = l.contains("cluster ready");
+        printed.push(l);
+        if ready {
+            break;
+        }
+    }
+    let pid_of = |seg: usize| -> i32 {
+        let l = printed
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("segment {seg} ")))
+            .unwrap();
+        l.rsplit("pid ").next().unwrap().trim().parse().unwrap()
+    };
+    let restart_of = |id: usize| -> Vec<String> {
+        let l = printed
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("[{id}] ")))
+            .unwrap();
+        l.split_whitespace().skip(1).map(String::from).collect()
+    };
+    assert!(printed.iter().any(|l| l.contains("az-b")), "{printed:?}");
+
+    let mut acked = Vec::new();
+    for v in 1..=5u32 {
+        let (code, out, err) = sixfold(&[
+            "client",
+            "--dir",
+            &d,
+            "write",
+            &(v % 2).to_string(),
+            &v.to_string(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        acked.push((v % 2, v));
+    }
+    // SIGKILL both storage nodes of AZ b (segments 2 and 3) and keep writing.
+    for seg in [2, 3] {
+        // SAFETY: the pid is a member the cluster started for this test.
+        unsafe {
+            libc::kill(pid_of(seg), libc::SIGKILL);
+        }
+    }
+    for v in 6..=10u32 {
+        let (code, out, err) = sixfold(&[
+            "client",
+            "--dir",
+            &d,
+            "write",
+            &(v % 2).to_string(),
+            &v.to_string(),
+        ]);
+        assert_eq!(code, 0, "write with AZ b down: {out}{err}");
+        acked.push((v % 2, v));
+    }
+    // Restart them with the printed commands, then read back every key's newest write.
+    for seg in [2, 3] {
+        let argv = restart_of(seg);
+        let c = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        guard.0.push(c);
+    }
+    let (code, _, err) = sixfold(&["client", "--dir", &d, "write", "0", "11"]);
+    assert_eq!(code, 0, "{err}");
+    acked.push((0, 11));
+    for key in [0u32, 1] {
+        let want = acked.iter().rev().find(|a| a.0 == key).unwrap().1;
+        let (code, out, err) = sixfold(&["client", "--dir", &d, "read", &key.to_string()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("key {key} = {want} ")), "{out}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for c in &guard.0 {
+        signal(c, libc::SIGTERM);
+    }
+    for c in &mut guard.0 {
+        assert_eq!(wait_exit(c, Duration::from_secs(5)), Some(0));
+    }
+    signal(&cluster, libc::SIGINT);
+    assert_eq!(wait_exit(&mut cluster, Duration::from_secs(15)), Some(0));
+
+    // The merged trace shows both crashes and restarts and replays against the model.
+    let text = std::fs::read_to_string(&trace).expect("merged trace");
+    assert_eq!(text.matches("\"kind\":\"crash\"").count(), 2);
+    let (code, out, err) = sixfold(&["replay", trace.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("PASS"), "{out}");
+
+    // Edit one recorded output: replay names that line, expected against actual, exit 1.
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains("\"WriteOk\":{\"lsn\":"))
+        .unwrap();
+    lines[i] = lines[i].replacen("\"WriteOk\":{\"lsn\":", "\"WriteOk\":{\"lsn\":7", 1);
+    let edited = dir.join("edited.ndjson");
+    std::fs::write(&edited, lines.join("\n") + "\n").unwrap();
+    let (code, out, _) = sixfold(&["replay", edited.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("edited.ndjson:{}", i + 1)), "{out}");
+    assert!(
+        out.contains("expected (model)") && out.contains("actual (trace)"),
+        "{out}"
+    );
+
+    // Bad input: exit 2 with the file and line.
+    std::fs::write(
+        &edited,
+        format!("{}\n{{\"type\":\"step\",\"actor\":", lines[0]),
+    )
+    .unwrap();
+    let (code, _, err) = sixfold(&["replay", edited.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("edited.ndjson:2") && err.contains("truncated"),
+        "{err}"
+    );
+    let _ = Path::new(&d);
+}
