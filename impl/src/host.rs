@@ -119,6 +119,8 @@ pub struct Stats {
     pub steps: AtomicU64,
     /// Protocol messages sent to peers.
     pub peer_msgs: AtomicU64,
+    /// Bytes of protocol frames queued to peers (first transmission; resends not counted).
+    pub peer_bytes: AtomicU64,
     /// fsyncs issued.
     pub fsyncs: AtomicU64,
 }
@@ -573,10 +575,12 @@ impl Host {
         for (dst, msg, clock) in std::mem::take(&mut self.sends) {
             if dst < ACTORS {
                 let (src, addr, tag) = (self.id as u64, self.peers[dst], self.tag.clone());
-                self.out
+                let n = self
+                    .out
                     .entry(dst)
                     .or_insert_with(|| Outbound::start(src, dst as u64, addr, tag))
                     .send(clock, msg);
+                self.stats.peer_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 self.stats.peer_msgs.fetch_add(1, Ordering::Relaxed);
             } else {
                 let mut clients = self.clients.lock().expect("clients lock");

@@ -65,12 +65,13 @@ impl Outbound {
         }
     }
 
-    /// Queues a message for the peer.
-    pub fn send(&self, clock: u64, msg: sixfold_model::msg::Msg) {
+    /// Queues a message for the peer; returns the frame's size in bytes.
+    pub fn send(&self, clock: u64, msg: sixfold_model::msg::Msg) -> usize {
         let mut q = self.shared.q.lock().expect("queue lock");
         let seq = q.next_seq;
         q.next_seq += 1;
         let bytes = Arc::new(wire::encode(&Frame::Data { seq, clock, msg }));
+        let size = bytes.len();
         q.pending.push_back((seq, bytes));
         if q.pending.len() + q.unconfirmed.len() > QUEUE_CAP {
             if q.unconfirmed.pop_front().is_none() {
@@ -86,6 +87,7 @@ impl Outbound {
         }
         drop(q);
         self.shared.cv.notify_all();
+        size
     }
 
     /// Bytes written to the socket so far (resends included).
