@@ -5,6 +5,7 @@
 //! - healthy: six segments, write quorum 4/6;
 //! - slow: segments 4 and 5 (AZ c) hold every message 50 ms; 4/6 does not wait for them;
 //! - slow, wait-all: the same, but the writer needs all six acks (write quorum 6/6).
+//!
 //! Members run in this process (one thread set each) over real TCP sockets and real files.
 
 use sixfold_checks::cluster::{run_load, LoadArgs};
@@ -82,8 +83,10 @@ fn main() {
     println!(
         "|------------------------|----------|---------|---------|-------|----------|-----------|"
     );
-    let mut wait_all = Config::default();
-    wait_all.write_quorum = SEGMENTS;
+    let wait_all = Config {
+        write_quorum: SEGMENTS,
+        ..Config::default()
+    };
     setup("healthy (4/6)", Config::default(), &[], ops, clients);
     setup(
         "2 slow +50ms (4/6)",

@@ -49,11 +49,15 @@ pub struct ProtocolArgs {
 impl ProtocolArgs {
     /// The configuration the members run.
     pub fn config(&self) -> Config {
-        let mut cfg = Config::new(self.mutant);
+        let cfg = Config::new(self.mutant);
         if self.wait_all {
-            cfg.write_quorum = SEGMENTS;
+            Config {
+                write_quorum: SEGMENTS,
+                ..cfg
+            }
+        } else {
+            cfg
         }
-        cfg
     }
 }
 
