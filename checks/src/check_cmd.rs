@@ -12,7 +12,8 @@ use std::process::ExitCode;
 /// Bounds shared by `check` and `explore`; unset ones take the model's defaults.
 #[derive(Args, Debug, Clone)]
 pub struct BoundArgs {
-    /// Writes the app client issues, one after another [default: 2; 1..=6].
+    /// Writes the app client issues, one after another, each followed by a read
+    /// [default: 1, or 2 with --deep; 1..=6].
     #[arg(long)]
     pub writes: Option<u64>,
     /// Reads a second client issues concurrently with the writes [default: 1; 0..=3].
@@ -33,11 +34,18 @@ pub struct BoundArgs {
     /// A deliberately broken protocol variant (see `sixfold mutants`).
     #[arg(long, value_name = "NAME")]
     pub mutant: Option<Mutant>,
+    /// Larger preset bounds (2 writes); explicit bounds still override it.
+    #[arg(long)]
+    pub deep: bool,
 }
 
 impl BoundArgs {
     fn bounds(&self) -> Result<Bounds, CheckError> {
-        let d = Bounds::default();
+        let d = if self.deep {
+            Bounds::deep()
+        } else {
+            Bounds::default()
+        };
         let narrow = |name: &'static str, v: Option<u64>, default: u8| -> Result<u8, CheckError> {
             match v {
                 None => Ok(default),

@@ -293,30 +293,12 @@ where
         builder = builder.symmetry_fn(M::canonical);
     }
     let start = Instant::now();
-    let checker: Box<dyn Checker<M>> = match opts.strategy {
-        Strategy::Bfs => Box::new(builder.spawn_bfs()),
-        Strategy::Dfs => Box::new(builder.spawn_dfs()),
+    let checker = match opts.strategy {
+        Strategy::Bfs => watch(opts, start, builder.spawn_bfs()),
+        Strategy::Dfs => watch(opts, start, builder.spawn_dfs()),
     };
-    let mut last_report = Instant::now();
-    while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(50));
-        if opts.progress && last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = Instant::now();
-            let secs = start.elapsed().as_secs_f64();
-            eprintln!(
-                "  {} [{}]: {} states, {} unique, depth {}, {:.0} s, {}/s",
-                opts.model,
-                opts.mutant.map_or("protocol", Mutant::name),
-                group(checker.state_count()),
-                group(checker.unique_state_count()),
-                checker.max_depth(),
-                secs,
-                group((checker.state_count() as f64 / secs) as usize),
-            );
-        }
-    }
     let elapsed = start.elapsed();
-    let discoveries = checker.discoveries();
+    let discoveries = checker.discoveries;
     let mut verdicts = Vec::new();
     let mut any_failure = false;
     for p in &properties {
@@ -353,13 +335,54 @@ where
     Ok(Report {
         model: opts.model,
         mutant: opts.mutant,
-        states: checker.state_count(),
-        unique: checker.unique_state_count(),
-        depth: checker.max_depth(),
+        states: checker.states,
+        unique: checker.unique,
+        depth: checker.depth,
         elapsed,
         complete: !(opts.mutant.is_some() && any_failure),
         verdicts,
     })
+}
+
+/// What a finished checker found.
+struct Finished<M: Model> {
+    states: usize,
+    unique: usize,
+    depth: usize,
+    discoveries: std::collections::HashMap<&'static str, stateright::Path<M::State, M::Action>>,
+}
+
+/// Prints progress once a second until the checker is done, then joins it.
+fn watch<M: Model, C: Checker<M>>(opts: &CheckOptions, start: Instant, checker: C) -> Finished<M>
+where
+    M::State: std::hash::Hash + Clone + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    let mut last_report = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(50));
+        if opts.progress && last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "  {} [{}]: {} states, {} unique, depth {}, {:.0} s, {}/s",
+                opts.model,
+                opts.mutant.map_or("protocol", Mutant::name),
+                group(checker.state_count()),
+                group(checker.unique_state_count()),
+                checker.max_depth(),
+                secs,
+                group((checker.state_count() as f64 / secs) as usize),
+            );
+        }
+    }
+    let checker = checker.join();
+    Finished {
+        states: checker.state_count(),
+        unique: checker.unique_state_count(),
+        depth: checker.max_depth(),
+        discoveries: checker.discoveries(),
+    }
 }
 
 /// What the runner needs of a model beyond `stateright::Model`.

@@ -9,7 +9,7 @@ use crate::client::{Client, ClientState};
 use crate::log::Log;
 use crate::msg::Msg;
 use crate::storage_node::StorageNode;
-use crate::writer::{Writer, WriterState};
+use crate::writer::{Choice, Writer, WriterState};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 
@@ -84,7 +84,7 @@ impl Actor for Node {
     type State = NodeState;
     type Timer = NodeTimer;
     type Storage = NodeStorage;
-    type Random = ();
+    type Random = Choice;
 
     fn name(&self) -> String {
         match self {
@@ -135,6 +135,20 @@ impl Actor for Node {
                 NodeState::Client,
                 |inner| c.on_msg(inner, msg, o),
             ),
+        }
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<NodeState>, choice: &Choice, o: &mut Out<Self>) {
+        if let Node::Writer(w) = self {
+            with_inner(
+                state,
+                |st| match st {
+                    NodeState::Writer(ws) => Some(ws),
+                    _ => None,
+                },
+                NodeState::Writer,
+                |inner| w.on_random(inner, choice, o),
+            );
         }
     }
 

@@ -21,7 +21,8 @@
 //!   (any delivery can be delayed), so a crash at time c with recovery at time r is the same
 //!   behaviour as a restart at r; splitting them would only multiply the states. A restart that
 //!   changes nothing (a segment saves everything it holds) is skipped like a no-op delivery;
-//! - up to `losses` permanent disk losses: the segment is gone for good, its storage with it;
+//! - up to `losses` permanent disk losses: the segment is gone for good, its storage with it, and
+//!   messages to it are dropped (they could never be delivered);
 //! - never more than three segments (an AZ plus one) lost.
 //! - **[choice]** the writer's open-retry timer fires only when a segment it asked has lost its
 //!   disk (a perfect failure detector), unless `spurious_timeouts` is set. A spurious retry only
@@ -48,6 +49,7 @@ use crate::config::{Config, SEGMENTS};
 use crate::msg::{Lsn, Msg, ReqId};
 use crate::storage_node::StorageNode;
 use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
+use crate::writer::Choice;
 use crate::writer::Writer;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{
@@ -75,6 +77,14 @@ pub fn actor_name(id: Id) -> String {
     }
 }
 
+/// `read from seg3/az1` or `ask seg4/az2`.
+fn describe_choice(choice: &Choice) -> String {
+    match choice {
+        Choice::ReadFrom { segment, .. } => format!("read from {}", actor_name(Id::from(*segment))),
+        Choice::Ask { segment } => format!("ask {}", actor_name(Id::from(*segment))),
+    }
+}
+
 /// The bounds of an exhaustive run: every behaviour within them is explored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Bounds {
@@ -92,10 +102,23 @@ pub struct Bounds {
     pub spurious_timeouts: bool,
 }
 
+impl Bounds {
+    /// The `--deep` preset: two writes, so that gaps and SCL ordering come into play
+    /// (5.6 M unique states, a few minutes on two cores).
+    pub fn deep() -> Self {
+        Bounds {
+            writes: 2,
+            ..Bounds::default()
+        }
+    }
+}
+
+/// The defaults of `sixfold check`: every property, every `sometimes` and every mutant is
+/// exercised (130 k unique states, seconds on two cores).
 impl Default for Bounds {
     fn default() -> Self {
         Bounds {
-            writes: 2,
+            writes: 1,
             reads: 1,
             crashes: 1,
             losses: 1,
@@ -143,7 +166,7 @@ pub type QuorumState = ActorModelState<Node, Ghost>;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum QuorumAction {
     /// Deliver, drop or fire a timer, as in stateright's `ActorModel`.
-    Actor(ActorModelAction<Msg, crate::actor::NodeTimer, ()>),
+    Actor(ActorModelAction<Msg, crate::actor::NodeTimer, Choice>),
     /// The segment crashes and restarts from its saved log.
     Restart(Id),
     /// The segment's disk is gone for good.
@@ -254,6 +277,26 @@ impl QuorumModel {
         &self.inner.cfg
     }
 
+    /// Messages to a segment whose disk is lost can never be delivered: drop them, so that states
+    /// differing only in such dead letters are one state.
+    fn forget_lost(mut state: QuorumState) -> QuorumState {
+        let lost = state.history.lost;
+        let dead = |e: &Envelope<&Msg>| {
+            let d = usize::from(e.dst);
+            d < SEGMENTS && lost & (1 << d) != 0
+        };
+        if lost != 0 && state.network.iter_all().any(|e| dead(&e)) {
+            state.network = Network::new_unordered_nonduplicating(
+                state
+                    .network
+                    .iter_all()
+                    .filter(|e| !dead(e))
+                    .map(|e| e.to_cloned_msg()),
+            );
+        }
+        state
+    }
+
     /// Whether the writer is still opening and some segment it asked will never answer.
     fn open_is_stuck(&self, state: &QuorumState) -> bool {
         match &*state.actor_states[WRITER] {
@@ -273,7 +316,7 @@ impl QuorumModel {
     fn inner_path(
         &self,
         path: &Path<QuorumState, QuorumAction>,
-    ) -> Option<Path<QuorumState, ActorModelAction<Msg, crate::actor::NodeTimer, ()>>> {
+    ) -> Option<Path<QuorumState, ActorModelAction<Msg, crate::actor::NodeTimer, Choice>>> {
         let init = self.inner.init_states().into_iter().next()?;
         let actions: Vec<_> = path
             .clone()
@@ -345,7 +388,10 @@ impl Model for QuorumModel {
                 next.history.crashes += 1;
                 Some(next)
             }
-            QuorumAction::Actor(a) => self.inner.next_state(last, a),
+            QuorumAction::Actor(a) => {
+                let next = self.inner.next_state(last, a)?;
+                Some(Self::forget_lost(next))
+            }
             QuorumAction::LoseDisk(id) => {
                 let i = usize::from(id);
                 let mut next = last.clone();
@@ -353,7 +399,7 @@ impl Model for QuorumModel {
                 next.timers_set[i].cancel_all();
                 next.actor_storages[i] = None;
                 next.history.lost |= 1 << i;
-                Some(next)
+                Some(Self::forget_lost(next))
             }
         }
     }
@@ -371,6 +417,9 @@ impl Model for QuorumModel {
             ),
             QuorumAction::Actor(ActorModelAction::Timeout(id, t)) => {
                 format!("{} timer {t:?} fires", actor_name(*id))
+            }
+            QuorumAction::Actor(ActorModelAction::SelectRandom { actor, random, .. }) => {
+                format!("{} picks {}", actor_name(*actor), describe_choice(random))
             }
             QuorumAction::Actor(a) => self.inner.format_action(a),
             QuorumAction::Restart(id) => format!("{} crashes and restarts", actor_name(*id)),
@@ -415,6 +464,17 @@ impl Model for QuorumModel {
                 } => format!("saves {log:?}"),
                 Output::SetTimer { timer } => format!("sets timer {timer:?}"),
                 Output::CancelTimer { timer } => format!("cancels timer {timer:?}"),
+                Output::Choose { key, choices } if choices.is_empty() => {
+                    format!("withdraws choice {key:?}")
+                }
+                Output::Choose { key, choices } => format!(
+                    "offers {key:?}: {}",
+                    choices
+                        .iter()
+                        .map(describe_choice)
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
             };
             text.push_str(&line);
             text.push('\n');
@@ -490,6 +550,9 @@ impl QuorumModel {
                 ),
                 QuorumAction::Actor(ActorModelAction::Timeout(id, timer)) => {
                     rec.step(id.into(), Input::Timer { timer })
+                }
+                QuorumAction::Actor(ActorModelAction::SelectRandom { actor, random, .. }) => {
+                    rec.step(actor.into(), Input::Choice { choice: random })
                 }
                 QuorumAction::Actor(_) => {}
                 QuorumAction::Restart(id) => {

@@ -14,7 +14,7 @@ use crate::client::{Client, Op};
 use crate::config::{Config, SEGMENTS};
 use crate::msg::Msg;
 use crate::storage_node::StorageNode;
-use crate::writer::Writer;
+use crate::writer::{Choice, Writer};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
@@ -111,6 +111,11 @@ pub enum Input {
         /// Which one.
         timer: NodeTimer,
     },
+    /// One of the options the actor offered (`Output::Choose`) was picked.
+    Choice {
+        /// The option picked.
+        choice: Choice,
+    },
     /// The actor crashed: it loses its volatile state and takes no step until it starts again.
     Crash,
     /// The actor's disk is gone for good (a model fault; the actor never starts again).
@@ -137,6 +142,14 @@ pub enum Output {
     CancelTimer {
         /// Which one.
         timer: NodeTimer,
+    },
+    /// Offer a choice under `key`: one option will come back as `Input::Choice`. An empty list
+    /// withdraws the offer.
+    Choose {
+        /// Names the offer; a new offer under the same key replaces it.
+        key: String,
+        /// The options.
+        choices: Vec<Choice>,
     },
     /// Make this durable before any later send leaves the process.
     Save {
@@ -181,15 +194,15 @@ pub fn digest(state: &NodeState) -> String {
 /// Turn an actor's commands into trace outputs.
 pub fn outputs(out: Out<Node>) -> Vec<Output> {
     out.into_iter()
-        .filter_map(|c| match c {
-            Command::Send(dst, msg) => Some(Output::Send {
+        .map(|c| match c {
+            Command::Send(dst, msg) => Output::Send {
                 dst: dst.into(),
                 msg,
-            }),
-            Command::SetTimer(timer, _) => Some(Output::SetTimer { timer }),
-            Command::CancelTimer(timer) => Some(Output::CancelTimer { timer }),
-            Command::Save(storage) => Some(Output::Save { storage }),
-            Command::ChooseRandom(..) => None,
+            },
+            Command::SetTimer(timer, _) => Output::SetTimer { timer },
+            Command::CancelTimer(timer) => Output::CancelTimer { timer },
+            Command::Save(storage) => Output::Save { storage },
+            Command::ChooseRandom(key, choices) => Output::Choose { key, choices },
         })
         .collect()
 }
@@ -217,7 +230,12 @@ pub fn apply(
             node.on_timeout(id, &mut cow, timer, &mut out);
             Some(cow.into_owned())
         }
-        (Input::Msg { .. } | Input::Timer { .. }, None) => None,
+        (Input::Choice { choice }, Some(st)) => {
+            let mut cow = Cow::Borrowed(st);
+            node.on_random(id, &mut cow, choice, &mut out);
+            Some(cow.into_owned())
+        }
+        (Input::Msg { .. } | Input::Timer { .. } | Input::Choice { .. }, None) => None,
         (Input::Crash | Input::LoseDisk, _) => None,
     };
     (next, out)

@@ -6,12 +6,14 @@
 //!   its MTR, so every LSN is a consistency point and VDL = VCL. The commit queue is still drained
 //!   only as VDL advances.
 //! - **[choice] single protection group.** The models use one PG, so VCL = PGCL.
-//! - **Read routing.** A read gets read point = VDL and goes to the lowest-numbered segment whose
-//!   SCL, as last reported to the writer, is at least that point. A refusal (the segment lost its
-//!   disk and came back with less) corrects the bookkeeping and the read moves on.
+//! - **Read routing.** A read gets read point = VDL and goes to *one* segment whose SCL, as last
+//!   reported to the writer, is at least that point. Which one is left open as a [`Choice`]
+//!   (`Out::choose_random`): the model checker explores every eligible segment, so what it proves
+//!   holds for any routing policy; the runtime picks one. A refusal (the segment lost its disk and
+//!   came back with less) corrects the bookkeeping and the read is offered again.
 //! - **Volume open** is a 3/6 quorum read of SCLs. **[choice]** The writer asks exactly a read
 //!   quorum (the first three segments) and arms [`OPEN_RETRY`]; each time that fires before a
-//!   quorum has answered, it asks one more segment. Asking all six at once would be just as
+//!   quorum has answered, it asks one more segment (which one is again a [`Choice`]). Asking all six at once would be just as
 //!   correct, but the three answers nobody waits for would race with everything after open and
 //!   multiply the model's state space by two orders of magnitude (measured: 26 k against 4.2 M
 //!   unique states) for no extra behaviour worth checking. The
@@ -20,7 +22,7 @@
 
 use crate::actor::{Node, NodeTimer};
 use crate::config::{Config, Mutant, SEGMENTS};
-use crate::msg::{Lsn, Msg, Record, ReqId};
+use crate::msg::{Key, Lsn, Msg, Record, ReqId};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -31,6 +33,52 @@ pub const OPEN_RETRY: Range<Duration> = Duration::from_millis(200)..Duration::fr
 
 /// How far LSN allocation may run ahead of VDL (Aurora's LAL), in records.
 pub const LAL: Lsn = 8;
+
+/// A decision the writer leaves open. The model checker explores every option offered; the
+/// runtime picks one. Both then feed the pick back through `on_random`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Choice {
+    /// Serve this read from this segment.
+    ReadFrom {
+        /// Segment index.
+        segment: usize,
+        /// The client the read is for.
+        client: Id,
+        /// The client's request number.
+        req: ReqId,
+        /// Key to read.
+        key: Key,
+        /// The read point.
+        point: Lsn,
+    },
+    /// Ask this segment for its SCL, widening the open quorum read.
+    Ask {
+        /// Segment index.
+        segment: usize,
+    },
+}
+
+impl Choice {
+    /// The segment the choice is about.
+    pub fn segment(&self) -> usize {
+        match self {
+            Choice::ReadFrom { segment, .. } | Choice::Ask { segment } => *segment,
+        }
+    }
+
+    /// The same choice about another segment (for relabelling segments under symmetry).
+    pub fn with_segment(mut self, to: usize) -> Self {
+        match &mut self {
+            Choice::ReadFrom { segment, .. } | Choice::Ask { segment } => *segment = to,
+        }
+        self
+    }
+}
+
+/// The `choose_random` key of the open-widening choice.
+const OPEN_CHOICE: &str = "open";
 
 /// A commit waiting for VDL to reach its LSN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -123,29 +171,77 @@ impl Writer {
         sorted[self.cfg.write_quorum - 1]
     }
 
-    /// The segment a single-node read at `point` goes to, from the writer's bookkeeping.
-    pub fn route_read(&self, scl: &[Lsn; SEGMENTS], point: Lsn) -> Option<usize> {
-        if self.cfg.is(Mutant::ReadAnyNode) {
-            return Some(0);
+    /// Offer the segments a single-node read at `point` may go to: those whose SCL, in the
+    /// writer's bookkeeping, covers the point (every segment, under `read-any-node`).
+    fn offer_read(
+        &self,
+        scl: &[Lsn; SEGMENTS],
+        client: Id,
+        req: ReqId,
+        key: Key,
+        point: Lsn,
+        o: &mut Out<Node>,
+    ) {
+        let any = self.cfg.is(Mutant::ReadAnyNode);
+        let choices: Vec<Choice> = (0..SEGMENTS)
+            .filter(|&i| any || scl[i] >= point)
+            .map(|segment| Choice::ReadFrom {
+                segment,
+                client,
+                req,
+                key,
+                point,
+            })
+            .collect();
+        if !choices.is_empty() {
+            o.choose_random(format!("read {}/{req}", usize::from(client)), choices);
         }
-        (0..SEGMENTS).find(|&i| scl[i] >= point)
     }
 
-    /// The open retry fired: widen the quorum read by one segment, and re-arm while any segment
-    /// is still unasked.
+    /// The open retry fired: offer to widen the quorum read by one segment not asked yet.
     pub fn on_timeout(&self, state: &mut Cow<WriterState>, timer: &NodeTimer, o: &mut Out<Node>) {
         let NodeTimer::OpenRetry = timer;
         if state.opening.is_none() {
             return;
         }
-        let Some(next) = (0..SEGMENTS).find(|i| state.queried & (1 << i) == 0) else {
-            return;
-        };
-        o.send(self.segments[next], Msg::OpenQuery);
-        let st = state.to_mut();
-        st.queried |= 1 << next;
-        if st.queried.count_ones() < SEGMENTS as u32 {
-            o.set_timer(NodeTimer::OpenRetry, OPEN_RETRY);
+        let choices: Vec<Choice> = (0..SEGMENTS)
+            .filter(|i| state.queried & (1 << i) == 0)
+            .map(|segment| Choice::Ask { segment })
+            .collect();
+        if !choices.is_empty() {
+            o.choose_random(OPEN_CHOICE, choices);
+        }
+    }
+
+    /// A choice was made: carry it out.
+    pub fn on_random(&self, state: &mut Cow<WriterState>, choice: &Choice, o: &mut Out<Node>) {
+        match *choice {
+            Choice::ReadFrom {
+                segment,
+                client,
+                req,
+                key,
+                point,
+            } => o.send(
+                self.segments[segment],
+                Msg::ReadAt {
+                    client,
+                    req,
+                    key,
+                    point,
+                },
+            ),
+            Choice::Ask { segment } => {
+                if state.opening.is_none() || state.queried & (1 << segment) != 0 {
+                    return;
+                }
+                o.send(self.segments[segment], Msg::OpenQuery);
+                let st = state.to_mut();
+                st.queried |= 1 << segment;
+                if st.queried.count_ones() < SEGMENTS as u32 {
+                    o.set_timer(NodeTimer::OpenRetry, OPEN_RETRY);
+                }
+            }
         }
     }
 
@@ -162,6 +258,7 @@ impl Writer {
                 if seen.count_ones() as usize >= self.cfg.read_quorum {
                     st.opening = None;
                     o.cancel_timer(NodeTimer::OpenRetry);
+                    o.remove_random(OPEN_CHOICE);
                     st.last_lsn = st.scl.iter().copied().max().unwrap_or(0);
                     st.vdl = st.last_lsn;
                 } else {
@@ -214,18 +311,7 @@ impl Writer {
                 if state.opening.is_some() {
                     return;
                 }
-                let point = state.vdl;
-                if let Some(seg) = self.route_read(&state.scl, point) {
-                    o.send(
-                        self.segments[seg],
-                        Msg::ReadAt {
-                            client: src,
-                            req,
-                            key,
-                            point,
-                        },
-                    );
-                }
+                self.offer_read(&state.scl, src, req, key, state.vdl, o);
             }
             Msg::ReadReply {
                 client,
@@ -241,19 +327,8 @@ impl Writer {
                     };
                     let st = state.to_mut();
                     st.scl[seg] = scl;
-                    // The refused read is retried at the current VDL on another segment.
-                    let point = st.vdl;
-                    if let Some(next) = self.route_read(&st.scl, point) {
-                        o.send(
-                            self.segments[next],
-                            Msg::ReadAt {
-                                client,
-                                req,
-                                key,
-                                point,
-                            },
-                        );
-                    }
+                    // The refused read is offered again at the current VDL.
+                    self.offer_read(&st.scl, client, req, key, st.vdl, o);
                 }
             },
             _ => {}

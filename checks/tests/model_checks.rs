@@ -1,0 +1,137 @@
+//! Exhaustive model checks: the real protocol passes within its bounds, with its state count
+//! pinned, and every mutant is caught by the property it is meant to break.
+
+use sixfold_checks::runner::{run, CheckOptions, ModelKind, Report, Strategy};
+use sixfold_model::config::Mutant;
+use sixfold_model::quorum::Bounds;
+
+fn out_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("sixfold-test-{}-{name}", std::process::id()))
+}
+
+fn check(opts: &CheckOptions) -> Report {
+    run(opts).expect("valid options")
+}
+
+fn assert_all_hold(report: &Report) {
+    for v in &report.verdicts {
+        assert!(v.holds, "{} {} does not hold", v.expectation, v.name);
+    }
+    assert!(report.complete);
+}
+
+/// The default bounds of `sixfold check`: the figures in the README come from this run.
+#[test]
+fn quorum_protocol_passes_at_default_bounds() {
+    let mut opts = CheckOptions::new(ModelKind::Quorum, None);
+    opts.out_dir = out_dir("default");
+    let report = check(&opts);
+    assert_all_hold(&report);
+    assert_eq!(report.verdicts.len(), 6);
+    assert_eq!(report.unique, 129_851);
+}
+
+/// Two writes without disk loss: gaps (a segment holding LSN 2 but not LSN 1) and SCL-based read
+/// routing come into play.
+#[test]
+fn quorum_protocol_passes_with_two_writes() {
+    let mut opts = CheckOptions::new(ModelKind::Quorum, None);
+    opts.bounds = Bounds {
+        writes: 2,
+        losses: 0,
+        ..Bounds::default()
+    };
+    opts.out_dir = out_dir("two-writes");
+    let report = check(&opts);
+    assert_eq!(
+        report.verdicts.len(),
+        5,
+        "no disk-loss example without losses"
+    );
+    assert_all_hold(&report);
+    assert_eq!(report.unique, 391_453);
+}
+
+/// Small bounds, checked both with symmetry reduction (DFS) and without it (BFS): the verdicts
+/// agree and the reduction is real.
+#[test]
+fn symmetry_reduction_agrees_with_plain_search() {
+    let bounds = Bounds {
+        writes: 1,
+        reads: 0,
+        crashes: 0,
+        losses: 1,
+        lossy: false,
+        spurious_timeouts: false,
+    };
+    let mut reduced = CheckOptions::new(ModelKind::Quorum, None);
+    reduced.bounds = bounds;
+    reduced.out_dir = out_dir("sym");
+    let mut plain = reduced.clone();
+    plain.strategy = Strategy::Bfs;
+    plain.symmetry = false;
+    plain.threads = 1;
+    let r = check(&reduced);
+    let p = check(&plain);
+    assert_all_hold(&r);
+    assert_all_hold(&p);
+    assert_eq!(r.unique, 6_612);
+    assert_eq!(p.unique, 703_048);
+}
+
+/// Lossy network and spurious timeouts are extra behaviours, not extra bugs.
+#[test]
+fn lossy_network_and_spurious_timeouts_keep_the_properties() {
+    let mut opts = CheckOptions::new(ModelKind::Quorum, None);
+    opts.bounds = Bounds {
+        writes: 1,
+        reads: 0,
+        crashes: 0,
+        losses: 0,
+        lossy: true,
+        spurious_timeouts: true,
+    };
+    opts.out_dir = out_dir("lossy");
+    let report = check(&opts);
+    assert_all_hold(&report);
+    assert_eq!(report.unique, 80_350);
+}
+
+fn caught(mutant: Mutant, property: &str, steps: usize) {
+    let mut opts = CheckOptions::new(ModelKind::Quorum, Some(mutant));
+    opts.out_dir = out_dir(mutant.name());
+    let report = check(&opts);
+    let failed: Vec<&str> = report
+        .verdicts
+        .iter()
+        .filter(|v| !v.holds && v.expectation == "always")
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(failed, vec![property], "{mutant} broke the wrong property");
+    let v = report.verdicts.iter().find(|v| v.name == property).unwrap();
+    assert_eq!(v.steps, steps, "BFS gives the shortest counterexample");
+    let file = v.trace.as_ref().expect("counterexample written");
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.lines().count() > steps, "header, starts and steps");
+    assert!(text.lines().next().unwrap().contains(property));
+    assert_eq!(
+        ModelKind::Quorum.expected_failure(mutant),
+        Some(property),
+        "the catalogue names the same property"
+    );
+}
+
+#[test]
+fn write_quorum_3_loses_durability() {
+    caught(Mutant::WriteQuorum3, "durability", 13);
+}
+
+#[test]
+fn read_any_node_reads_stale() {
+    caught(Mutant::ReadAnyNode, "no stale read", 20);
+}
+
+#[test]
+fn read_unbounded_reads_uncommitted() {
+    caught(Mutant::ReadUnbounded, "no uncommitted read", 11);
+}
