@@ -3,5 +3,5 @@
 pub mod check_cmd;
 pub mod cluster;
 pub mod lincheck;
-pub mod runner;
 pub mod replay;
+pub mod runner;
