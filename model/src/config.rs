@@ -121,6 +121,15 @@ impl Config {
         }
     }
 
+    /// The `--wait-all` variant the runtime benchmark compares against: a commit waits for all
+    /// six segments, so its latency follows the slowest one. Safe, just slow.
+    pub fn wait_all(self) -> Self {
+        Config {
+            write_quorum: SEGMENTS,
+            ..self
+        }
+    }
+
     /// Whether the given mutant is in force.
     pub fn is(&self, mutant: Mutant) -> bool {
         self.mutant == Some(mutant)
