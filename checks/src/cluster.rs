@@ -51,10 +51,7 @@ impl ProtocolArgs {
     pub fn config(&self) -> Config {
         let cfg = Config::new(self.mutant);
         if self.wait_all {
-            Config {
-                write_quorum: SEGMENTS,
-                ..cfg
-            }
+            cfg.wait_all()
         } else {
             cfg
         }
