@@ -35,6 +35,32 @@ pub enum NodeState {
     Client(ClientState),
 }
 
+impl NodeState {
+    /// The segment's log, if this is a segment's state.
+    pub fn as_segment(&self) -> Option<&Log> {
+        match self {
+            NodeState::Segment(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The writer's state, if this is the writer's.
+    pub fn as_writer(&self) -> Option<&WriterState> {
+        match self {
+            NodeState::Writer(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The client's state, if this is a client's.
+    pub fn as_client(&self) -> Option<&ClientState> {
+        match self {
+            NodeState::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
 /// Shows the inner state only: the actor's role is already on screen wherever it is printed.
 impl std::fmt::Debug for NodeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,47 +134,29 @@ impl Actor for Node {
 
     fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Msg, o: &mut Out<Self>) {
         match self {
-            Node::Segment(s) => with_inner(
-                state,
-                |st| match st {
-                    NodeState::Segment(l) => Some(l),
-                    _ => None,
-                },
-                NodeState::Segment,
-                |inner| s.on_msg(inner, src, msg, o),
-            ),
-            Node::Writer(w) => with_inner(
-                state,
-                |st| match st {
-                    NodeState::Writer(ws) => Some(ws),
-                    _ => None,
-                },
-                NodeState::Writer,
-                |inner| w.on_msg(inner, src, msg, o),
-            ),
-            Node::Client(c) => with_inner(
-                state,
-                |st| match st {
-                    NodeState::Client(cs) => Some(cs),
-                    _ => None,
-                },
-                NodeState::Client,
-                |inner| c.on_msg(inner, msg, o),
-            ),
+            Node::Segment(s) => {
+                with_inner(state, NodeState::as_segment, NodeState::Segment, |inner| {
+                    s.on_msg(inner, src, msg, o)
+                })
+            }
+            Node::Writer(w) => {
+                with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
+                    w.on_msg(inner, src, msg, o)
+                })
+            }
+            Node::Client(c) => {
+                with_inner(state, NodeState::as_client, NodeState::Client, |inner| {
+                    c.on_msg(inner, msg, o)
+                })
+            }
         }
     }
 
     fn on_random(&self, _id: Id, state: &mut Cow<NodeState>, choice: &Choice, o: &mut Out<Self>) {
         if let Node::Writer(w) = self {
-            with_inner(
-                state,
-                |st| match st {
-                    NodeState::Writer(ws) => Some(ws),
-                    _ => None,
-                },
-                NodeState::Writer,
-                |inner| w.on_random(inner, choice, o),
-            );
+            with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
+                w.on_random(inner, choice, o)
+            });
         }
     }
 
@@ -160,15 +168,9 @@ impl Actor for Node {
         o: &mut Out<Self>,
     ) {
         if let Node::Writer(w) = self {
-            with_inner(
-                state,
-                |st| match st {
-                    NodeState::Writer(ws) => Some(ws),
-                    _ => None,
-                },
-                NodeState::Writer,
-                |inner| w.on_timeout(inner, timer, o),
-            );
+            with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
+                w.on_timeout(inner, timer, o)
+            });
         }
     }
 }

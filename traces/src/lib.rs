@@ -3,6 +3,7 @@
 //! against the model and snapshot its timeline, so any change in protocol behaviour shows up as a
 //! reviewed snapshot diff. `cargo run -p sixfold-traces --example regen` regenerates the files.
 
+use sixfold_checks::runner::ModelKind;
 use sixfold_model::config::{Config, Mutant};
 use sixfold_model::quorum::{Bounds, QuorumModel};
 use sixfold_model::trace::Line;
@@ -27,13 +28,11 @@ pub fn files(sub: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The property each mutant is known to break, as named by the quorum model.
+/// The property each mutant is known to break: the model catalogue's word, not a second list.
 pub fn broken_property(m: Mutant) -> &'static str {
-    match m {
-        Mutant::WriteQuorum3 => "durability",
-        Mutant::ReadAnyNode => "no stale read",
-        Mutant::ReadUnbounded => "no uncommitted read",
-    }
+    ModelKind::Quorum
+        .expected_failure(m)
+        .expect("every mutant belongs to the quorum model")
 }
 
 /// The shortest counterexample (single-threaded BFS, default bounds) for mutant `m`, as trace
