@@ -43,6 +43,7 @@ impl ModelKind {
                 (Mutant::WriteQuorum3, "durability"),
                 (Mutant::ReadAnyNode, "no stale read"),
                 (Mutant::ReadUnbounded, "no uncommitted read"),
+                (Mutant::AckBeforePersist, "durability"),
             ],
         }
     }

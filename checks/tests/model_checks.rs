@@ -135,3 +135,8 @@ fn read_any_node_reads_stale() {
 fn read_unbounded_reads_uncommitted() {
     caught(Mutant::ReadUnbounded, "no uncommitted read", 11);
 }
+
+#[test]
+fn ack_before_persist_loses_durability() {
+    caught(Mutant::AckBeforePersist, "durability", 15);
+}

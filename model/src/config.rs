@@ -32,14 +32,17 @@ pub enum Mutant {
     ReadAnyNode,
     /// Segments ignore the read point and return their newest record, committed or not.
     ReadUnbounded,
+    /// A segment acks a record before it is durable: its saved log lags one record behind.
+    AckBeforePersist,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 3] = [
+    pub const ALL: [Mutant; 4] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
+        Mutant::AckBeforePersist,
     ];
 
     /// The name used on the command line and in trace files.
@@ -48,6 +51,7 @@ impl Mutant {
             Mutant::WriteQuorum3 => "write-quorum-3",
             Mutant::ReadAnyNode => "read-any-node",
             Mutant::ReadUnbounded => "read-unbounded",
+            Mutant::AckBeforePersist => "ack-before-persist",
         }
     }
 
@@ -57,6 +61,7 @@ impl Mutant {
             Mutant::WriteQuorum3 => "writer commits after 3 of 6 acks (Vw = 3)",
             Mutant::ReadAnyNode => "single-node reads ignore SCL bookkeeping",
             Mutant::ReadUnbounded => "segments serve their newest record, ignoring the read point",
+            Mutant::AckBeforePersist => "segments ack a record before saving it",
         }
     }
 }

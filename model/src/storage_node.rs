@@ -30,8 +30,14 @@ impl StorageNode {
             Msg::Append { record } => {
                 if !state.contains(record.lsn) {
                     let log = state.to_mut();
-                    log.insert(record);
-                    o.save(NodeStorage::Segment(log.clone()));
+                    if self.cfg.is(Mutant::AckBeforePersist) {
+                        // The write-back lags: what reaches disk is the log before this record.
+                        o.save(NodeStorage::Segment(log.clone()));
+                        log.insert(record);
+                    } else {
+                        log.insert(record);
+                        o.save(NodeStorage::Segment(log.clone()));
+                    }
                 }
                 o.send(
                     src,
