@@ -7,6 +7,7 @@
 //! SIGTERM) stops them all; with `--trace FILE` it then merges the members' per-process traces
 //! into one file that `sixfold replay` checks.
 
+use crate::lincheck::history::{HistoryWriter, OpKind, Outcome, Record, Value as HValue};
 use clap::{Args, Subcommand, ValueEnum};
 use sixfold_impl::client::{Client, ClientError};
 use sixfold_impl::host::{self, NodeSpec, ACTORS, WRITER_ID};
@@ -149,8 +150,34 @@ pub enum ClientOp {
         /// The key.
         key: u32,
     },
-    /// Run a write load and report throughput and latency percentiles.
-    Load(LoadArgs),
+    /// Run a load (writes, and reads with --read-ratio) and report throughput and latency
+    /// percentiles.
+    Load(LoadCmd),
+}
+
+/// `sixfold client load` with its operation mix and history recording.
+#[derive(Args, Debug, Clone)]
+pub struct LoadCmd {
+    /// Operations, clients, keys.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Reads and history recording.
+    #[command(flatten)]
+    pub mix: LoadMix,
+}
+
+/// What a load issues besides writes, and whether it records a history for `sixfold lincheck`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LoadMix {
+    /// Fraction (0..=1) of the operations that are reads of the round-robin key instead of
+    /// writes to it.
+    #[arg(long, default_value_t = 0.0)]
+    pub read_ratio: f64,
+    /// Record every operation to this file in sixfold's NDJSON history format (kv: keys and
+    /// values as strings; a timeout or failure is outcome unknown); check it with
+    /// `sixfold lincheck FILE --model kv`.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 /// `sixfold client load`.
@@ -428,7 +455,11 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
     };
     let timeout = Duration::from_millis(args.timeout_ms);
     if let ClientOp::Load(load) = &args.op {
-        return match run_load(addr, timeout, load) {
+        if !(0.0..=1.0).contains(&load.mix.read_ratio) {
+            eprintln!("sixfold client load: --read-ratio must be between 0 and 1");
+            return ExitCode::from(2);
+        }
+        return match run_load_mix(addr, timeout, &load.load, &load.mix) {
             Ok(r) => {
                 println!("{}", r.summary());
                 if r.unknown > 0 {
@@ -474,9 +505,9 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
 /// The outcome of a load run.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
-    /// Writes acknowledged.
+    /// Operations (writes, and reads if any) answered.
     pub ok: u64,
-    /// Writes that timed out or failed (outcome unknown).
+    /// Operations that timed out or failed (outcome unknown).
     pub unknown: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
@@ -503,7 +534,7 @@ impl LoadReport {
     pub fn summary(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         format!(
-            "{} writes acknowledged, {} unknown, in {:.2} s: {:.0} writes/s\n\
+            "{} operations acknowledged, {} unknown, in {:.2} s: {:.0} operations/s\n\
              latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
             self.ok,
             self.unknown,
@@ -524,6 +555,31 @@ pub fn run_load(
     timeout: Duration,
     args: &LoadArgs,
 ) -> Result<LoadReport, ClientError> {
+    run_load_mix(addr, timeout, args, &LoadMix::default())
+}
+
+/// Whether operation `i` of a load is a read: a fixed hash of `i` (splitmix64) against the
+/// ratio, so a run's mix does not depend on timing.
+fn is_read(i: u64, ratio: f64) -> bool {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> 11) as f64 / (1u64 << 53) as f64) < ratio
+}
+
+/// Runs a load of `args.ops` operations (a `mix.read_ratio` share of them reads) from
+/// `args.clients` connections, printing progress to stderr once a second; with `mix.history`
+/// records every operation for `sixfold lincheck --model kv`. Times are ns since the load
+/// started, on one clock shared by all clients (they are threads of this process). After an
+/// operation with an unknown outcome a connection continues as a new history client
+/// (`worker + clients * n`), since that operation may still be in flight.
+pub fn run_load_mix(
+    addr: SocketAddr,
+    timeout: Duration,
+    args: &LoadArgs,
+    mix: &LoadMix,
+) -> Result<LoadReport, ClientError> {
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -531,14 +587,20 @@ pub fn run_load(
     for _ in 0..args.clients.max(1) {
         conns.push(Client::connect(addr, timeout)?);
     }
+    let n_clients = conns.len() as u64;
+    let ns = move |t: Instant| t.duration_since(start).as_nanos() as u64;
     let workers: Vec<_> = conns
         .into_iter()
-        .map(|mut c| {
+        .enumerate()
+        .map(|(w, mut c)| {
             let (next, done, ops, keys) = (next.clone(), done.clone(), args.ops, args.keys.max(1));
+            let ratio = mix.read_ratio;
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
                 let mut acked = Vec::new();
+                let mut history = Vec::new();
                 let mut unknown = 0u64;
+                let mut client = w as u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= ops {
@@ -546,16 +608,42 @@ pub fn run_load(
                     }
                     let (key, value) = ((i % keys as u64) as u32, i + 1);
                     let t = Instant::now();
-                    match c.write(key, value) {
-                        Ok(lsn) => {
-                            lat.push(t.elapsed());
+                    let (op, result) = if is_read(i, ratio) {
+                        // The initial version (lsn 0) is the absent key: null, which kv reads as "".
+                        let r = c
+                            .read(key)
+                            .map(|v| (v.lsn > 0).then(|| HValue::Str(v.value.to_string())));
+                        (OpKind::Read, r)
+                    } else {
+                        let r = c.write(key, value).map(|lsn| {
                             acked.push((key, value, lsn));
-                        }
-                        Err(_) => unknown += 1,
+                            Some(HValue::Str(value.to_string()))
+                        });
+                        (OpKind::Write, r)
+                    };
+                    let end = Instant::now();
+                    let ok = result.is_ok();
+                    let written = (op == OpKind::Write).then(|| HValue::Str(value.to_string()));
+                    history.push(Record {
+                        client,
+                        call: ns(t),
+                        ret: Some(ns(end)),
+                        outcome: if ok { Outcome::Ok } else { Outcome::Unknown },
+                        op,
+                        key: Some(key.to_string()),
+                        value: result.unwrap_or(written),
+                        from: None,
+                        to: None,
+                    });
+                    if ok {
+                        lat.push(end - t);
+                    } else {
+                        unknown += 1;
+                        client += n_clients;
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
-                (lat, acked, unknown)
+                (lat, acked, unknown, history)
             })
         })
         .collect();
@@ -566,7 +654,7 @@ pub fn run_load(
             last = Instant::now();
             let d = done.load(Ordering::Relaxed);
             eprintln!(
-                "  {d}/{} writes, {:.0} writes/s",
+                "  {d}/{} operations, {:.0} operations/s",
                 args.ops,
                 d as f64 / start.elapsed().as_secs_f64()
             );
@@ -579,12 +667,14 @@ pub fn run_load(
         latencies: Vec::new(),
     };
     let mut acked_all = Vec::new();
+    let mut history_all = Vec::new();
     for w in workers {
-        let (lat, acked, unknown) = w.join().unwrap_or_default();
+        let (lat, acked, unknown, history) = w.join().unwrap_or_default();
         report.ok += lat.len() as u64;
         report.unknown += unknown;
         report.latencies.extend(lat);
         acked_all.extend(acked);
+        history_all.extend(history);
     }
     report.elapsed = start.elapsed();
     report.latencies.sort();
@@ -595,6 +685,19 @@ pub fn run_load(
             .map(|(k, v, l)| format!("{k} {v} {l}\n"))
             .collect();
         if let Err(source) = std::fs::write(p, text) {
+            return Err(ClientError::Io { addr, source });
+        }
+    }
+    if let Some(p) = &mix.history {
+        history_all.sort_by_key(|r| r.call);
+        let write = || -> std::io::Result<()> {
+            let mut w = HistoryWriter::new(std::io::BufWriter::new(std::fs::File::create(p)?));
+            for r in &history_all {
+                w.record(r)?;
+            }
+            w.finish().map(drop)
+        };
+        if let Err(source) = write() {
             return Err(ClientError::Io { addr, source });
         }
     }
