@@ -3,8 +3,9 @@
 use crate::runner::{self, CheckError, CheckOptions, ModelKind, Report, Strategy};
 use clap::Args;
 use sixfold_model::config::{Config, Mutant};
+use sixfold_model::gossip::GossipModel;
 use sixfold_model::quorum::{Bounds, QuorumModel};
-use stateright::{Checker, HasDiscoveries, Model};
+use stateright::{Checker, HasDiscoveries};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -237,8 +238,25 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
         eprintln!("sixfold explore: cannot listen on {addr}: {e}; pick another --port");
         return ExitCode::from(2);
     }
-    let ModelKind::Quorum = model;
-    let m = QuorumModel::new(Config::new(opts.mutant), opts.bounds);
+    let cfg = Config::new(opts.mutant);
+    match model {
+        ModelKind::Quorum => serve(QuorumModel::new(cfg, opts.bounds), model, &opts, addr),
+        ModelKind::Gossip => serve(
+            GossipModel::from_bounds(cfg, &opts.bounds),
+            model,
+            &opts,
+            addr,
+        ),
+    }
+}
+
+/// Serves the explorer for `m`, after printing the link to the mutant's counterexample if any.
+fn serve<M>(m: M, model: ModelKind, opts: &CheckOptions, addr: SocketAddr) -> ExitCode
+where
+    M: stateright::Model + Send + Sync + Clone + 'static,
+    M::State: std::fmt::Debug + std::hash::Hash + Send + Sync + Clone + PartialEq + 'static,
+    M::Action: std::fmt::Debug + Send + Sync + Clone + PartialEq + 'static,
+{
     println!("explorer: http://{addr}/");
     if let Some(mutant) = opts.mutant {
         let property = model.expected_failure(mutant).unwrap_or("durability");

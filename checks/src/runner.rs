@@ -8,6 +8,7 @@
 //! run stops at the first failing property.
 
 use sixfold_model::config::{Config, Mutant};
+use sixfold_model::gossip::GossipModel;
 use sixfold_model::quorum::{Bounds, QuorumModel};
 use sixfold_model::symmetry;
 use sixfold_model::trace::Line;
@@ -23,16 +24,19 @@ use std::time::{Duration, Instant};
 pub enum ModelKind {
     /// Quorum writes and reads under crashes, disk loss and reordering.
     Quorum,
+    /// Gossip repair of gaps under lost Appends.
+    Gossip,
 }
 
 impl ModelKind {
     /// Every model, in the order `check all` runs them.
-    pub const ALL: [ModelKind; 1] = [ModelKind::Quorum];
+    pub const ALL: [ModelKind; 2] = [ModelKind::Quorum, ModelKind::Gossip];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Quorum => "quorum",
+            ModelKind::Gossip => "gossip",
         }
     }
 
@@ -45,6 +49,7 @@ impl ModelKind {
                 (Mutant::ReadUnbounded, "no uncommitted read"),
                 (Mutant::AckBeforePersist, "durability"),
             ],
+            ModelKind::Gossip => &[],
         }
     }
 
@@ -275,6 +280,10 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             let model = QuorumModel::new(Config::new(opts.mutant), opts.bounds);
             run_model(opts, model)
         }
+        ModelKind::Gossip => {
+            let model = GossipModel::from_bounds(Config::new(opts.mutant), &opts.bounds);
+            run_model(opts, model)
+        }
     }
 }
 
@@ -408,6 +417,19 @@ impl CheckedModel for QuorumModel {
         property: &str,
     ) -> Vec<Line> {
         self.trace(path, Some(property))
+    }
+}
+
+impl CheckedModel for GossipModel {
+    fn canonical(state: &Self::State) -> Self::State {
+        symmetry::canonical(state)
+    }
+    fn counterexample(
+        &self,
+        path: &stateright::Path<Self::State, Self::Action>,
+        property: &str,
+    ) -> Vec<Line> {
+        self.quorum.trace(path, Some(property))
     }
 }
 

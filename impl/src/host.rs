@@ -52,7 +52,7 @@ const BATCH: usize = 512;
 pub fn actors(cfg: Config) -> Vec<Node> {
     let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
     let mut v: Vec<Node> = (0..SEGMENTS)
-        .map(|_| Node::Segment(StorageNode { cfg }))
+        .map(|_| Node::Segment(StorageNode::new(cfg)))
         .collect();
     v.push(Node::Writer(Writer { cfg, segments }));
     v

@@ -88,6 +88,8 @@ pub enum NodeStorage {
 pub enum NodeTimer {
     /// The writer's first open quorum read has not completed: ask the other segments.
     OpenRetry,
+    /// A segment has a gap: pull the missing records from a peer.
+    Gossip,
 }
 
 /// Runs `f` on the inner state of the expected variant, keeping `Cow` borrowed until `f` writes.
@@ -125,7 +127,7 @@ impl Actor for Node {
         match self {
             Node::Segment(s) => {
                 let log = storage.as_ref().map(|NodeStorage::Segment(l)| l.clone());
-                NodeState::Segment(s.on_start(&log))
+                NodeState::Segment(s.on_start(&log, o))
             }
             Node::Writer(w) => NodeState::Writer(w.on_start(o)),
             Node::Client(c) => NodeState::Client(c.on_start(o)),
@@ -153,24 +155,34 @@ impl Actor for Node {
     }
 
     fn on_random(&self, _id: Id, state: &mut Cow<NodeState>, choice: &Choice, o: &mut Out<Self>) {
-        if let Node::Writer(w) = self {
-            with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
-                w.on_random(inner, choice, o)
-            });
+        match self {
+            Node::Writer(w) => {
+                with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
+                    w.on_random(inner, choice, o)
+                })
+            }
+            Node::Segment(s) => {
+                with_inner(state, NodeState::as_segment, NodeState::Segment, |inner| {
+                    s.on_random(inner, choice, o)
+                })
+            }
+            Node::Client(_) => {}
         }
     }
 
-    fn on_timeout(
-        &self,
-        _id: Id,
-        state: &mut Cow<NodeState>,
-        timer: &NodeTimer,
-        o: &mut Out<Self>,
-    ) {
-        if let Node::Writer(w) = self {
-            with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
-                w.on_timeout(inner, timer, o)
-            });
+    fn on_timeout(&self, id: Id, state: &mut Cow<NodeState>, timer: &NodeTimer, o: &mut Out<Self>) {
+        match self {
+            Node::Writer(w) => {
+                with_inner(state, NodeState::as_writer, NodeState::Writer, |inner| {
+                    w.on_timeout(inner, timer, o)
+                })
+            }
+            Node::Segment(s) => {
+                with_inner(state, NodeState::as_segment, NodeState::Segment, |inner| {
+                    s.on_timeout(id, inner, timer, o)
+                })
+            }
+            Node::Client(_) => {}
         }
     }
 }

@@ -129,4 +129,14 @@ pub enum Msg {
         /// The segment's SCL.
         scl: Lsn,
     },
+    /// Segment → peer segment (gossip): send me every record you hold from LSN `from` on.
+    GossipPull {
+        /// The first LSN the asking segment lacks (its SCL + 1).
+        from: Lsn,
+    },
+    /// Peer segment → segment (gossip): the answer to `GossipPull`, in LSN order.
+    GossipPush {
+        /// Records the peer holds from the asked LSN on.
+        records: Vec<Record>,
+    },
 }

@@ -28,6 +28,10 @@
 //!   disk (a perfect failure detector), unless `spurious_timeouts` is set. A spurious retry only
 //!   asks one more segment for its SCL, and the writer opens on any three answers, so it adds
 //!   orderings but no new kind of behaviour; it costs over 5× the states.
+//! - **[choice]** segments' gossip timers never fire here: this model checks quorums, not gap
+//!   repair (the `gossip` model, [`crate::gossip`], does). A segment arms its timer exactly when
+//!   it has a gap and cancels it when the gap closes, so the armed timer is a function of the log
+//!   and adds no states.
 //!
 //! # Properties
 //! The history is a ghost variable ([`Ghost`]) updated as messages are sent. It is cheaper than
@@ -43,10 +47,10 @@
 //! - paired `sometimes` properties show each is exercised: a commit is acknowledged, a read
 //!   returns a committed value, a disk is lost after a commit (and durability still held).
 
-use crate::actor::{Node, NodeState, NodeStorage};
+use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use crate::client::{Client, Op};
 use crate::config::{Config, SEGMENTS};
-use crate::msg::{Lsn, Msg, ReqId};
+use crate::msg::{Lsn, Msg, Record, ReqId};
 use crate::storage_node::StorageNode;
 use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use crate::writer::Choice;
@@ -82,6 +86,7 @@ fn describe_choice(choice: &Choice) -> String {
     match choice {
         Choice::ReadFrom { segment, .. } => format!("read from {}", actor_name(Id::from(*segment))),
         Choice::Ask { segment } => format!("ask {}", actor_name(Id::from(*segment))),
+        Choice::PullFrom { segment } => format!("pull from {}", actor_name(Id::from(*segment))),
     }
 }
 
@@ -157,6 +162,13 @@ pub struct Ghost {
     pub lost: u8,
     /// Crash-restarts so far.
     pub crashes: u8,
+    /// Every record the writer has shipped, in LSN order (for the `gossip` model's "no
+    /// fabrication": a record is only ever one the writer issued).
+    pub issued: Vec<Record>,
+    /// Appends the `gossip` model's network has lost so far.
+    pub drops: u8,
+    /// A gossip push filled (part of) a gap.
+    pub gossip_filled: bool,
 }
 
 /// The state of the quorum model: stateright's actor-system state with our ghost history.
@@ -181,6 +193,10 @@ pub struct QuorumModel {
     pub inner: ActorModel<Node, Config, Ghost>,
     /// The bounds explored.
     pub bounds: Bounds,
+    /// Whether segments' gossip timers may fire (set by the `gossip` model).
+    pub gossip: bool,
+    /// The model's name in trace headers.
+    pub name: &'static str,
 }
 
 impl Ghost {
@@ -190,6 +206,7 @@ impl Ghost {
         let mut h = self.clone();
         match msg {
             Msg::WriteOk { lsn, .. } => h.committed = h.committed.max(*lsn),
+
             Msg::Read { req, .. } => h.open_reads.push(OpenRead {
                 client: src,
                 req: *req,
@@ -245,7 +262,7 @@ impl QuorumModel {
         let reader_script = vec![Op::Read(0); bounds.reads as usize];
 
         let mut inner = ActorModel::new(cfg, Ghost::default())
-            .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode { cfg })))
+            .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode::new(cfg))))
             .actor(Node::Writer(Writer { cfg, segments }))
             .actor(Node::Client(Client {
                 writer,
@@ -269,7 +286,12 @@ impl QuorumModel {
             // available so that paths can be replayed on the inner model (for the SVG).
             .max_crashes(actor_count)
             .record_msg_out(record_out);
-        QuorumModel { inner, bounds }
+        QuorumModel {
+            inner,
+            bounds,
+            gossip: false,
+            name: "quorum",
+        }
     }
 
     /// The protocol configuration in force.
@@ -351,6 +373,7 @@ impl Model for QuorumModel {
                 .into_iter()
                 .filter(|a| match a {
                     ActorModelAction::Crash(_) | ActorModelAction::Recover(_) => false,
+                    ActorModelAction::Timeout(_, NodeTimer::Gossip) => self.gossip,
                     ActorModelAction::Timeout(..) => {
                         self.bounds.spurious_timeouts || self.open_is_stuck(state)
                     }
@@ -525,7 +548,7 @@ impl QuorumModel {
         let lines = vec![Line::Header(Header {
             version: TRACE_VERSION,
             source: "model".into(),
-            model: "quorum".into(),
+            model: self.name.into(),
             config: *self.cfg(),
             actors: actors.iter().map(ActorSpec::of).collect(),
             violates: violates.map(str::to_string),

@@ -2,13 +2,38 @@
 //!
 //! Segments have no vote. They never wait for one another and never refuse a record: they make it
 //! durable (`Out::save`), then acknowledge it with their SCL so the writer can advance PGCL.
+//!
+//! **Gossip repair.** A segment that holds a record above SCL + 1 knows it has a gap (an Append
+//! was lost or is late) and arms [`NodeTimer::Gossip`]. When the timer fires and the gap is still
+//! there it leaves open which peer to pull from (a [`Choice::PullFrom`], so the model checker
+//! explores every peer), sends that peer `GossipPull { from: SCL + 1 }` and the peer answers with
+//! every record it holds from there on (`GossipPush`). The segment inserts what it lacks (the log
+//! is idempotent), saves, and re-arms the timer if a gap is left. **[choice]** The timer is not
+//! armed while a pull is in flight (at most one pull per segment), which keeps the model small;
+//! a pull whose answer is lost leaves the gap to the next restart or the next new gap. A gap at
+//! the tail (the newest record never arrived) is invisible to the segment until a newer record
+//! arrives.
 
-use crate::actor::{Node, NodeStorage};
-use crate::config::{Config, Mutant};
+use crate::actor::{Node, NodeStorage, NodeTimer};
+use crate::config::{Config, Mutant, SEGMENTS};
 use crate::log::Log;
 use crate::msg::Msg;
+use crate::writer::Choice;
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
+
+/// How long a segment waits, once it has seen a gap, before pulling the missing records.
+pub const GOSSIP: Range<Duration> = Duration::from_millis(100)..Duration::from_millis(200);
+
+/// The `choose_random` key of the gossip peer choice.
+const GOSSIP_CHOICE: &str = "gossip";
+
+/// Whether the log holds a record above SCL + 1: a gap the segment can see.
+pub fn has_gap(log: &Log) -> bool {
+    log.records().last().is_some_and(|r| r.lsn > log.scl())
+}
 
 /// A segment's step functions. The volatile state and the durable storage are both a [`Log`]:
 /// after a crash the segment restarts from what it saved, nothing more.
@@ -16,12 +41,53 @@ use std::borrow::Cow;
 pub struct StorageNode {
     /// The protocol configuration.
     pub cfg: Config,
+    /// The segments of the protection group (this one included), by segment index.
+    pub peers: [Id; SEGMENTS],
 }
 
 impl StorageNode {
-    /// Restart from the durable log, or start empty on a fresh disk.
-    pub fn on_start(&self, storage: &Option<Log>) -> Log {
-        storage.clone().unwrap_or_default()
+    /// A segment of the protection group made of actors `0..SEGMENTS`, the layout every model
+    /// and the runtime use.
+    pub fn new(cfg: Config) -> Self {
+        StorageNode {
+            cfg,
+            peers: std::array::from_fn(Id::from),
+        }
+    }
+
+    /// Restart from the durable log, or start empty on a fresh disk; a restored gap arms gossip.
+    pub fn on_start(&self, storage: &Option<Log>, o: &mut Out<Node>) -> Log {
+        let log = storage.clone().unwrap_or_default();
+        if has_gap(&log) {
+            o.set_timer(NodeTimer::Gossip, GOSSIP);
+        }
+        log
+    }
+
+    /// The gossip timer fired: if the gap is still there, offer every peer to pull from.
+    pub fn on_timeout(&self, id: Id, state: &mut Cow<Log>, timer: &NodeTimer, o: &mut Out<Node>) {
+        if *timer != NodeTimer::Gossip || !has_gap(state) {
+            return;
+        }
+        let choices: Vec<Choice> = (0..SEGMENTS)
+            .filter(|&i| self.peers[i] != id)
+            .map(|segment| Choice::PullFrom { segment })
+            .collect();
+        o.choose_random(GOSSIP_CHOICE, choices);
+    }
+
+    /// A peer was picked: ask it for everything from the first missing LSN on.
+    pub fn on_random(&self, state: &mut Cow<Log>, choice: &Choice, o: &mut Out<Node>) {
+        if let Choice::PullFrom { segment } = *choice {
+            if has_gap(state) {
+                o.send(
+                    self.peers[segment],
+                    Msg::GossipPull {
+                        from: state.scl() + 1,
+                    },
+                );
+            }
+        }
     }
 
     /// Handle one message; `o` collects the sends and the save.
@@ -29,6 +95,7 @@ impl StorageNode {
         match msg {
             Msg::Append { record } => {
                 if !state.contains(record.lsn) {
+                    let gap_before = has_gap(state);
                     let log = state.to_mut();
                     if self.cfg.is(Mutant::AckBeforePersist) {
                         // The write-back lags: what reaches disk is the log before this record.
@@ -37,6 +104,11 @@ impl StorageNode {
                     } else {
                         log.insert(record);
                         o.save(NodeStorage::Segment(log.clone()));
+                    }
+                    match (gap_before, has_gap(log)) {
+                        (false, true) => o.set_timer(NodeTimer::Gossip, GOSSIP),
+                        (true, false) => o.cancel_timer(NodeTimer::Gossip),
+                        _ => {}
                     }
                 }
                 o.send(
@@ -73,6 +145,32 @@ impl StorageNode {
                 );
             }
             Msg::OpenQuery => o.send(src, Msg::SclReport { scl: state.scl() }),
+            Msg::GossipPull { from } => {
+                let records = state
+                    .records()
+                    .iter()
+                    .filter(|r| r.lsn >= from)
+                    .copied()
+                    .collect();
+                o.send(src, Msg::GossipPush { records });
+            }
+            Msg::GossipPush { records } => {
+                let mut log = state.as_ref().clone();
+                let mut grew = false;
+                for r in records {
+                    grew |= log.insert(r);
+                }
+                if grew {
+                    o.save(NodeStorage::Segment(log.clone()));
+                }
+                let gap = has_gap(&log);
+                if grew {
+                    *state.to_mut() = log;
+                }
+                if gap {
+                    o.set_timer(NodeTimer::Gossip, GOSSIP);
+                }
+            }
             _ => {}
         }
     }

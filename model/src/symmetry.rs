@@ -17,6 +17,13 @@
 //! respect (segments never address one another), so their relative order does not matter; two
 //! different signatures colliding in 64 bits would only make the reduction less effective.
 //!
+//! Gossip (segments pulling from one another, in the `gossip` model) is the one place segments
+//! address each other: the peer at the other end of a gossip message is hashed as "a segment"
+//! and relabelled by the permutation, and a segment's pending gossip choice (always every peer)
+//! counts only by its presence, so two segments may tie on signature while differing in whom
+//! they talk to; the canonical form is then one of a few relabellings (less reduction, never
+//! unsound: every representative is a relabelling of the state).
+//!
 //! Symmetry is only sound for DFS and simulation in stateright; BFS ignores it.
 
 use crate::actor::NodeState;
@@ -50,14 +57,22 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
     };
     // Each segment's signature: a hash of everything observably its own. Messages are folded in
     // with a commutative sum of per-message hashes, so their order in the network is irrelevant.
+    // A segment at the other end of a gossip message is hashed as "a segment", not by number.
     let mut flows = [0u64; SEGMENTS];
+    let peer = |id: Id| {
+        if usize::from(id) < SEGMENTS {
+            None
+        } else {
+            Some(id)
+        }
+    };
     for env in state.network.iter_all() {
         let (src, dst) = (usize::from(env.src), usize::from(env.dst));
         if src < SEGMENTS {
-            flows[src] = flows[src].wrapping_add(hash_of(&(true, env.dst, env.msg)));
+            flows[src] = flows[src].wrapping_add(hash_of(&(true, peer(env.dst), env.msg)));
         }
         if dst < SEGMENTS {
-            flows[dst] = flows[dst].wrapping_add(hash_of(&(false, env.src, env.msg)));
+            flows[dst] = flows[dst].wrapping_add(hash_of(&(false, peer(env.src), env.msg)));
         }
     }
     // Options the writer has offered (read routes, segments to ask) belong to their segment too.
@@ -68,6 +83,9 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
             offers[i] = offers[i].wrapping_add(hash_of(&(key, c.with_segment(0))));
         }
     }
+    // A segment's own pending gossip choice always offers every peer: only its presence counts.
+    let pulling: [bool; SEGMENTS] =
+        std::array::from_fn(|i| !state.random_choices[i].map.is_empty());
     let sigs: [u64; SEGMENTS] = std::array::from_fn(|i| {
         hash_of(&(
             &*state.actor_states[i],
@@ -79,6 +97,8 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
             writer.queried & (1 << i) != 0,
             flows[i],
             offers[i],
+            &state.timers_set[i],
+            pulling[i],
         ))
     });
     let mut order: [usize; SEGMENTS] = std::array::from_fn(|i| i);
@@ -106,6 +126,16 @@ pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
         next.actor_storages[new] = state.actor_storages[old].clone();
         next.crashed[new] = state.crashed[old];
         next.timers_set[new] = state.timers_set[old].clone();
+        let mut pulls = RandomChoices::default();
+        for (key, choices) in state.random_choices[old].map.iter() {
+            let mut moved: Vec<Choice> = choices
+                .iter()
+                .map(|c| c.with_segment(perm[c.segment()]))
+                .collect();
+            moved.sort();
+            pulls.insert(key.clone(), moved);
+        }
+        next.random_choices[new] = pulls;
     }
     let mut w = writer.clone();
     for (new, &old) in order.iter().enumerate() {

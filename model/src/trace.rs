@@ -60,7 +60,7 @@ impl ActorSpec {
     /// Rebuild the actor this spec describes, under `cfg`.
     pub fn build(&self, cfg: Config) -> Node {
         match self {
-            ActorSpec::Segment => Node::Segment(StorageNode { cfg }),
+            ActorSpec::Segment => Node::Segment(StorageNode::new(cfg)),
             ActorSpec::Writer { segments } => Node::Writer(Writer {
                 cfg,
                 segments: segments.map(Id::from),

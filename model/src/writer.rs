@@ -58,20 +58,29 @@ pub enum Choice {
         /// Segment index.
         segment: usize,
     },
+    /// (A segment's choice) pull the records missing from its gap from this peer segment.
+    PullFrom {
+        /// Segment index of the peer.
+        segment: usize,
+    },
 }
 
 impl Choice {
     /// The segment the choice is about.
     pub fn segment(&self) -> usize {
         match self {
-            Choice::ReadFrom { segment, .. } | Choice::Ask { segment } => *segment,
+            Choice::ReadFrom { segment, .. }
+            | Choice::Ask { segment }
+            | Choice::PullFrom { segment } => *segment,
         }
     }
 
     /// The same choice about another segment (for relabelling segments under symmetry).
     pub fn with_segment(mut self, to: usize) -> Self {
         match &mut self {
-            Choice::ReadFrom { segment, .. } | Choice::Ask { segment } => *segment = to,
+            Choice::ReadFrom { segment, .. }
+            | Choice::Ask { segment }
+            | Choice::PullFrom { segment } => *segment = to,
         }
         self
     }
@@ -200,8 +209,7 @@ impl Writer {
 
     /// The open retry fired: offer to widen the quorum read by one segment not asked yet.
     pub fn on_timeout(&self, state: &mut Cow<WriterState>, timer: &NodeTimer, o: &mut Out<Node>) {
-        let NodeTimer::OpenRetry = timer;
-        if state.opening.is_none() {
+        if *timer != NodeTimer::OpenRetry || state.opening.is_none() {
             return;
         }
         let choices: Vec<Choice> = (0..SEGMENTS)
@@ -231,6 +239,7 @@ impl Writer {
                     point,
                 },
             ),
+            Choice::PullFrom { .. } => {}
             Choice::Ask { segment } => {
                 if state.opening.is_none() || state.queried & (1 << segment) != 0 {
                     return;
