@@ -3,13 +3,12 @@
 //! the printed commands, read back every acknowledged write, stop with SIGINT, `sixfold replay`
 //! the merged trace (pass), then edit one recorded output and see replay name that line.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{wait_exit, Banner, Killer, EXE};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
-
-const EXE: &str = env!("CARGO_BIN_EXE_sixfold");
 
 fn sixfold(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(EXE).args(args).output().expect("run sixfold");
@@ -27,28 +26,6 @@ fn signal(child: &Child, sig: i32) {
     }
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
-    let deadline = std::time::Instant::now() + within;
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(s)) = child.try_wait() {
-            return s.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    None
-}
-
-struct Killer(Vec<Child>);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[test]
 fn cluster_survives_an_az_loss_and_its_trace_replays() {
     let dir = std::env::temp_dir().join(format!("sixfold-cli-{}", std::process::id()));
@@ -62,38 +39,9 @@ fn cluster_survives_an_az_loss_and_its_trace_replays() {
         .spawn()
         .unwrap();
     let stdout = cluster.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
     let mut guard = Killer(vec![]);
-    let mut printed = Vec::new();
-    loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(15))
-            .expect("cluster prints 'cluster ready'");
-        let ready = l.contains("cluster ready");
-        printed.push(l);
-        if ready {
-            break;
-        }
-    }
-    let pid_of = |seg: usize| -> i32 {
-        let l = printed
-            .iter()
-            .find(|l| l.trim_start().starts_with(&format!("segment {seg} ")))
-            .unwrap();
-        l.rsplit("pid ").next().unwrap().trim().parse().unwrap()
-    };
-    let restart_of = |id: usize| -> Vec<String> {
-        let l = printed
-            .iter()
-            .find(|l| l.trim_start().starts_with(&format!("[{id}] ")))
-            .unwrap();
-        l.split_whitespace().skip(1).map(String::from).collect()
-    };
+    let banner = Banner::read(stdout);
+    let printed = &banner.0;
     assert!(printed.iter().any(|l| l.contains("az-b")), "{printed:?}");
 
     let mut acked = Vec::new();
@@ -113,7 +61,7 @@ fn cluster_survives_an_az_loss_and_its_trace_replays() {
     for seg in [2, 3] {
         // SAFETY: the pid is a member the cluster started for this test.
         unsafe {
-            libc::kill(pid_of(seg), libc::SIGKILL);
+            libc::kill(banner.pid_of(seg), libc::SIGKILL);
         }
     }
     for v in 6..=10u32 {
@@ -130,7 +78,7 @@ fn cluster_survives_an_az_loss_and_its_trace_replays() {
     }
     // Restart them with the printed commands, then read back every key's newest write.
     for seg in [2, 3] {
-        let argv = restart_of(seg);
+        let argv = banner.restart_of(seg);
         let c = Command::new(&argv[0])
             .args(&argv[1..])
             .stderr(Stdio::null())

@@ -6,39 +6,16 @@
 //! `read-any-node` mutant (a read served by the replaced segment, which lacks committed records,
 //! returns a stale value), pointing at the violation in its HTML page.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{wait_exit, Banner, Killer, EXE};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EXE: &str = env!("CARGO_BIN_EXE_sixfold");
 /// Operations per load: enough that it outlasts the faults (1.5 to 3 s on a 2-core VM).
 const OPS: u64 = 4000;
 const CLIENTS: u64 = 6;
-
-/// Kills (SIGKILL) and reaps every child it holds when dropped, so a failing assertion leaves no
-/// process behind.
-struct Killer(Vec<Child>);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(Some(s)) = child.try_wait() {
-            return s.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
 
 /// What one run produced.
 struct Run {
@@ -72,37 +49,7 @@ fn run(name: &str, mutant: Option<&str>, keys: u32, read_ratio: &str) -> Run {
         .unwrap();
     let stdout = cluster.stdout.take().unwrap();
     guard.0.push(cluster);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    let mut printed = Vec::new();
-    loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(15))
-            .expect("cluster prints 'cluster ready'");
-        let ready = l.contains("cluster ready");
-        printed.push(l);
-        if ready {
-            break;
-        }
-    }
-    let pid_of = |seg: usize| -> i32 {
-        let l = printed
-            .iter()
-            .find(|l| l.trim_start().starts_with(&format!("segment {seg} ")))
-            .unwrap();
-        l.rsplit("pid ").next().unwrap().trim().parse().unwrap()
-    };
-    let restart_of = |id: usize| -> Vec<String> {
-        let l = printed
-            .iter()
-            .find(|l| l.trim_start().starts_with(&format!("[{id}] ")))
-            .unwrap();
-        l.split_whitespace().skip(1).map(String::from).collect()
-    };
+    let banner = Banner::read(stdout);
 
     let history = dir.join("history.ndjson");
     let load_started = Instant::now();
@@ -121,14 +68,14 @@ fn run(name: &str, mutant: Option<&str>, keys: u32, read_ratio: &str) -> Run {
     for seg in [2, 3] {
         // SAFETY: the pid is a member the cluster started for this test.
         unsafe {
-            libc::kill(pid_of(seg), libc::SIGKILL);
+            libc::kill(banner.pid_of(seg), libc::SIGKILL);
         }
     }
     std::thread::sleep(Duration::from_millis(300));
     // Segment 2 is replaced by a node with an empty disk, segment 3 restarts from its log.
     std::fs::remove_dir_all(dir.join("node-2")).unwrap();
     for seg in [2, 3] {
-        let argv = restart_of(seg);
+        let argv = banner.restart_of(seg);
         let c = Command::new(&argv[0])
             .args(&argv[1..])
             .stderr(Stdio::null())
