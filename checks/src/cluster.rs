@@ -6,13 +6,22 @@
 //! prints the addresses and the exact command that restarts each member, and on Ctrl-C (or
 //! SIGTERM) stops them all; with `--trace FILE` it then merges the members' per-process traces
 //! into one file that `sixfold replay` checks.
+//!
+//! It is also the **control plane** (`sixfold_impl::control`): it hands out epochs (persisted in
+//! `DIR/epoch`, so a restarted cluster never reuses one), grants the writer's lease in answer to
+//! its heartbeats, and when the writer fails (missed heartbeats, lost lease, never started) it
+//! stops granting, waits until the old lease has certainly run out, and starts a writer in the
+//! next epoch, which recovers the volume; `DIR/writer.json` tells clients where it is.
 
 use crate::lincheck::history::{HistoryWriter, OpKind, Outcome, Record, Value as HValue};
 use clap::{Args, Subcommand, ValueEnum};
-use sixfold_impl::client::{Client, ClientError};
-use sixfold_impl::host::{self, NodeSpec, ACTORS, WRITER_ID};
-use sixfold_impl::layout::Layout;
+use sixfold_impl::client::{ClientError, ClusterClient, Discovery};
+use sixfold_impl::control::{ControlPlane, Health, Timing};
+use sixfold_impl::faults::Faults;
+use sixfold_impl::host::{self, NodeOptions, NodeSpec, WRITER_ID};
+use sixfold_impl::layout::{self, free_ports, local_addr, Layout, WriterInfo};
 use sixfold_model::config::{Config, Mutant, SEGMENTS};
+use sixfold_model::msg::{Epoch, FIRST_EPOCH};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
@@ -78,6 +87,14 @@ pub struct ClusterArgs {
     /// The delay the --slow segments add to every message they receive.
     #[arg(long, default_value_t = 50)]
     pub slow_ms: u64,
+    /// Inject faults into the first writer this cluster starts, e.g.
+    /// `partition=control+clients@1500` or `seed=7,drop=0.01,delay=20` (see
+    /// `sixfold_impl::faults`).
+    #[arg(long, value_name = "SPEC")]
+    pub writer_faults: Option<String>,
+    /// Inject faults into every storage node (same form as --writer-faults).
+    #[arg(long, value_name = "SPEC")]
+    pub segment_faults: Option<String>,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
 }
@@ -87,7 +104,7 @@ pub struct ClusterArgs {
 pub enum Role {
     /// A storage node (segment), ids 0..6.
     Storage,
-    /// The writer, id 6.
+    /// The writer, id 6 + epoch - 1.
     Writer,
 }
 
@@ -97,9 +114,23 @@ pub struct NodeArgs {
     /// What this member is.
     #[arg(long)]
     pub role: Role,
-    /// Its actor id: 0..=5 for storage nodes (AZ = id / 2), 6 for the writer.
+    /// Its actor id: 0..=5 for storage nodes (AZ = id / 2); for the writer 6 + epoch - 1.
     #[arg(long)]
     pub id: usize,
+    /// The writer's epoch (from the control plane). Epoch 1 opens a new volume; any later one
+    /// runs recovery.
+    #[arg(long, default_value_t = FIRST_EPOCH)]
+    pub epoch: Epoch,
+    /// Where a promoted writer (id past 6) listens for peers.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// The control plane's heartbeat address: the writer's lease comes from it. Without it the
+    /// writer renews its own lease (a static cluster, where no other writer is ever promoted).
+    #[arg(long)]
+    pub control: Option<SocketAddr>,
+    /// Inject faults (see `sixfold cluster --writer-faults`).
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<Faults>,
     /// Directory for its files.
     #[arg(long)]
     pub dir: PathBuf,
@@ -192,9 +223,37 @@ pub struct LoadArgs {
     /// Keys written, round robin.
     #[arg(long, default_value_t = 16)]
     pub keys: u32,
-    /// Write the acknowledged writes as `key value lsn` lines to this file.
+    /// Write the acknowledged writes as `key value lsn epoch` lines to this file (epoch: of the
+    /// writer that acknowledged it).
     #[arg(long)]
     pub acked: Option<PathBuf>,
+}
+
+/// Where the writer of one epoch runs.
+struct WriterSlot {
+    epoch: Epoch,
+    id: usize,
+    peer: SocketAddr,
+    client: SocketAddr,
+}
+
+impl WriterSlot {
+    /// The first epoch uses the layout's writer addresses; a later one gets fresh ports, since
+    /// its predecessor may still be alive (partitioned, not dead) and holding its ports.
+    fn new(layout: &Layout, epoch: Epoch) -> std::io::Result<WriterSlot> {
+        let (peer, client) = if epoch == FIRST_EPOCH {
+            (layout.peers[WRITER_ID], layout.client)
+        } else {
+            let p = free_ports(2)?;
+            (local_addr(p[0]), local_addr(p[1]))
+        };
+        Ok(WriterSlot {
+            epoch,
+            id: host::writer_id(epoch),
+            peer,
+            client,
+        })
+    }
 }
 
 fn node_command(
@@ -202,9 +261,14 @@ fn node_command(
     dir: &Path,
     id: usize,
     args: &ClusterArgs,
+    writer: Option<(&WriterSlot, Option<&str>)>,
 ) -> (PathBuf, Vec<String>) {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sixfold"));
-    let role = if id == WRITER_ID { "writer" } else { "storage" };
+    let role = if writer.is_some() {
+        "writer"
+    } else {
+        "storage"
+    };
     let mut v = vec![
         "node".to_string(),
         "--role".into(),
@@ -216,8 +280,20 @@ fn node_command(
         "--peers".into(),
         layout.peers_arg(),
     ];
-    if id == WRITER_ID {
-        v.extend(["--client-addr".into(), layout.client.to_string()]);
+    if let Some((w, faults)) = writer {
+        v.extend(["--client-addr".into(), w.client.to_string()]);
+        v.extend(["--epoch".into(), w.epoch.to_string()]);
+        if w.id != WRITER_ID {
+            v.extend(["--listen".into(), w.peer.to_string()]);
+        }
+        if let Some(c) = layout.control {
+            v.extend(["--control".into(), c.to_string()]);
+        }
+        if let Some(f) = faults {
+            v.extend(["--faults".into(), f.to_string()]);
+        }
+    } else if let Some(f) = &args.segment_faults {
+        v.extend(["--faults".into(), f.clone()]);
     }
     if let Some(m) = args.protocol.mutant {
         v.extend(["--mutant".into(), m.name().into()]);
@@ -268,24 +344,90 @@ fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
     false
 }
 
+/// Milliseconds since the cluster started, for its log lines.
+fn stamp(t0: Instant) -> String {
+    format!("[{:>7.3} s]", t0.elapsed().as_secs_f64())
+}
+
+/// Hands out the next epoch (durably, before anything runs in it) and starts its writer.
+fn start_writer(
+    layout: &Layout,
+    dir: &Path,
+    args: &ClusterArgs,
+    faults: Option<&str>,
+) -> Result<(WriterSlot, Child), String> {
+    let epoch = layout::last_epoch(dir).map_err(|e| e.to_string())? + 1;
+    if epoch > host::MAX_EPOCH {
+        return Err(format!("epoch {epoch} exceeds {}", host::MAX_EPOCH));
+    }
+    layout::store_epoch(dir, epoch).map_err(|e| e.to_string())?;
+    let slot = WriterSlot::new(layout, epoch).map_err(|e| e.to_string())?;
+    let (exe, argv) = node_command(layout, dir, slot.id, args, Some((&slot, faults)));
+    let child = spawn_node(&exe, &argv).map_err(|e| format!("cannot start the writer: {e}"))?;
+    WriterInfo {
+        epoch,
+        id: slot.id,
+        peer: slot.peer,
+        client: slot.client,
+        pid: Some(child.id()),
+    }
+    .save(dir)
+    .map_err(|e| e.to_string())?;
+    Ok((slot, child))
+}
+
+/// The current writer process and what the supervisor has reported about it.
+struct Current {
+    slot: WriterSlot,
+    child: Child,
+    running: bool,
+    /// When the failover that started it began (the failed writer was detected).
+    failover_from: Option<Instant>,
+    reported_open: bool,
+}
+
 /// Runs `sixfold cluster`: exit 0 after a clean stop, 2 if it could not start.
 pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
     catch_signals();
+    let t0 = Instant::now();
     let cfg = args.protocol.config();
     let dir = &args.dir;
     if let Some(bad) = args.slow.iter().find(|&&s| s >= SEGMENTS) {
         eprintln!("sixfold cluster: --slow {bad}: only segments 0..=5 can be slowed");
         return ExitCode::from(2);
     }
+    for spec in [&args.writer_faults, &args.segment_faults]
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = spec.parse::<Faults>() {
+            eprintln!("sixfold cluster: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let layout = match Layout::load(dir) {
         Ok(mut l) if args.port_base == 0 => {
             l.config = cfg;
+            if l.control.is_none() {
+                l.control = free_ports(1).ok().map(|p| local_addr(p[0]));
+            }
             Ok(l)
         }
         _ => Layout::local(cfg, args.port_base),
     };
     let layout = match layout.and_then(|l| l.save(dir).map(|_| l)) {
         Ok(l) => l,
+        Err(e) => {
+            eprintln!("sixfold cluster: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(control_addr) = layout.control else {
+        eprintln!("sixfold cluster: no control-plane port");
+        return ExitCode::from(2);
+    };
+    let control = match ControlPlane::start(control_addr, Timing::default()) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("sixfold cluster: {e}");
             return ExitCode::from(2);
@@ -298,8 +440,8 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
     }
     let mut children: Vec<(usize, Child, bool)> = Vec::new();
     let mut commands = Vec::new();
-    for id in 0..ACTORS {
-        let (exe, argv) = node_command(&layout, dir, id, args);
+    for id in 0..SEGMENTS {
+        let (exe, argv) = node_command(&layout, dir, id, args, None);
         match spawn_node(&exe, &argv) {
             Ok(c) => children.push((id, c, true)),
             Err(e) => {
@@ -310,12 +452,31 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         }
         commands.push(format!("{} {}", exe.display(), argv.join(" ")));
     }
-    if !wait_for_port(layout.client, Duration::from_secs(10)) {
+    let mut current = match start_writer(&layout, dir, args, args.writer_faults.as_deref()) {
+        Ok((slot, child)) => {
+            control.appoint(slot.epoch);
+            Current {
+                slot,
+                child,
+                running: true,
+                failover_from: None,
+                reported_open: false,
+            }
+        }
+        Err(e) => {
+            eprintln!("sixfold cluster: {e}");
+            stop_children(&mut children);
+            return ExitCode::from(2);
+        }
+    };
+    let mut old_writers: Vec<(Epoch, Child)> = Vec::new();
+    if !wait_for_port(current.slot.client, Duration::from_secs(10)) {
         eprintln!(
             "sixfold cluster: the writer did not open {} in 10 s",
-            layout.client
+            current.slot.client
         );
         stop_children(&mut children);
+        let _ = current.child.kill();
         return ExitCode::from(2);
     }
     println!(
@@ -327,6 +488,14 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         println!("  {}  pid {}", layout.describe(*id), child.id());
     }
     println!(
+        "  writer (epoch {})  peers {}  clients {}  pid {}",
+        current.slot.epoch,
+        current.slot.peer,
+        current.slot.client,
+        current.child.id()
+    );
+    println!("  control plane  {control_addr}  (leases, failover; current writer in writer.json)");
+    println!(
         "clients: sixfold client --dir {} write KEY VALUE",
         dir.display()
     );
@@ -334,6 +503,7 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
     for (id, cmd) in commands.iter().enumerate() {
         println!("  [{id}] {cmd}");
     }
+    println!("  the writer is replaced by the control plane when it fails (kill -9 it to see)");
     println!("cluster ready; Ctrl-C stops it");
     while !STOP.load(Ordering::SeqCst) {
         for (id, child, running) in children.iter_mut() {
@@ -344,10 +514,112 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        old_writers.retain_mut(|(_, c)| !matches!(c.try_wait(), Ok(Some(_))));
+        if current.running {
+            if let Ok(Some(status)) = current.child.try_wait() {
+                current.running = false;
+                println!(
+                    "{} writer (epoch {}) exited ({status})",
+                    stamp(t0),
+                    current.slot.epoch
+                );
+            }
+        }
+        let book = control.writer(current.slot.epoch);
+        if book.open && !current.reported_open {
+            current.reported_open = true;
+            let took = current
+                .failover_from
+                .map(|t| {
+                    format!(
+                        " ({} ms after the failure was detected)",
+                        t.elapsed().as_millis()
+                    )
+                })
+                .unwrap_or_default();
+            println!(
+                "{} writer (epoch {}) recovered VDL={}, open{took}",
+                stamp(t0),
+                current.slot.epoch,
+                book.vdl
+            );
+        }
+        if let Some((epoch, Health::Failed(why))) = control.health() {
+            let detected = Instant::now();
+            let revoked = control.revoke();
+            let ends = revoked.and_then(|r| r.lease_ends_by);
+            match ends {
+                Some(t) => println!(
+                    "{} writer (epoch {epoch}) {why}; lease expires at {:.3} s (in {} ms); \
+                     promoting writer epoch {} after that",
+                    stamp(t0),
+                    t.duration_since(t0).as_secs_f64(),
+                    t.saturating_duration_since(detected).as_millis(),
+                    epoch + 1
+                ),
+                None => println!(
+                    "{} writer (epoch {epoch}) {why}; never heard from, so killing it before \
+                     promoting writer epoch {}",
+                    stamp(t0),
+                    epoch + 1
+                ),
+            }
+            if ends.is_none() && current.running {
+                let _ = current.child.kill();
+                let _ = current.child.wait();
+                current.running = false;
+            }
+            if let Some(t) = ends {
+                while Instant::now() < t && !STOP.load(Ordering::SeqCst) {
+                    std::thread::sleep(
+                        t.saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(20)),
+                    );
+                }
+            }
+            match start_writer(&layout, dir, args, None) {
+                Ok((slot, child)) => {
+                    control.appoint(slot.epoch);
+                    println!(
+                        "{} promoting writer epoch {}: pid {}, peers {}, clients {} \
+                         (recovering the volume)",
+                        stamp(t0),
+                        slot.epoch,
+                        child.id(),
+                        slot.peer,
+                        slot.client
+                    );
+                    let old = std::mem::replace(
+                        &mut current,
+                        Current {
+                            slot,
+                            child,
+                            running: true,
+                            failover_from: Some(detected),
+                            reported_open: false,
+                        },
+                    );
+                    if old.running {
+                        old_writers.push((old.slot.epoch, old.child));
+                    }
+                }
+                Err(e) => {
+                    eprintln!("sixfold cluster: cannot promote a writer: {e}");
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     println!("stopping");
+    if current.running {
+        children.push((current.slot.id, current.child, true));
+    }
+    for (e, c) in old_writers {
+        children.push((host::writer_id(e), c, true));
+    }
     stop_children(&mut children);
+    drop(control);
     if let Some(t) = &args.trace {
         match crate::replay::merge_dir(&dir.join("trace"), t) {
             Ok(n) => println!("trace: {n} steps merged into {}", t.display()),
@@ -396,16 +668,20 @@ pub fn run_node(args: &NodeArgs) -> ExitCode {
     catch_signals();
     let role_ok = match args.role {
         Role::Storage => args.id < SEGMENTS,
-        Role::Writer => args.id == WRITER_ID,
+        Role::Writer => host::writer_epoch(args.id) == Some(args.epoch),
     };
     if !role_ok {
         eprintln!(
             "sixfold node: --role {:?} needs --id {}",
             args.role,
             if args.role == Role::Writer {
-                "6"
+                format!(
+                    "{} (6 + epoch - 1, epoch {})",
+                    host::writer_id(args.epoch),
+                    args.epoch
+                )
             } else {
-                "0..=5"
+                "0..=5".into()
             }
         );
         return ExitCode::from(2);
@@ -419,7 +695,13 @@ pub fn run_node(args: &NodeArgs) -> ExitCode {
         trace: args.trace.clone(),
         delay: Duration::from_millis(args.delay_ms),
     };
-    let handle = match host::spawn(spec) {
+    let opts = NodeOptions {
+        epoch: args.epoch,
+        listen: args.listen,
+        control: args.control,
+        faults: args.faults.clone(),
+    };
+    let handle = match host::spawn_with(spec, opts) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("sixfold node {}: {e}", args.id);
@@ -436,17 +718,20 @@ pub fn run_node(args: &NodeArgs) -> ExitCode {
     }
 }
 
-fn client_addr(args: &ClientArgs) -> Result<SocketAddr, String> {
+fn discovery(args: &ClientArgs) -> Result<Discovery, String> {
     match (&args.addr, &args.dir) {
-        (Some(a), _) => Ok(*a),
-        (None, Some(d)) => Layout::load(d).map(|l| l.client).map_err(|e| e.to_string()),
+        (Some(a), _) => Ok(Discovery::Fixed(*a)),
+        (None, Some(d)) => {
+            Layout::load(d).map_err(|e| e.to_string())?;
+            Ok(Discovery::Dir(d.clone()))
+        }
         (None, None) => Err("say where the cluster is: --dir DIR or --addr HOST:PORT".into()),
     }
 }
 
 /// Runs `sixfold client`: exit 0 on success, 1 if a request failed or timed out, 2 on bad usage.
 pub fn run_client(args: &ClientArgs) -> ExitCode {
-    let addr = match client_addr(args) {
+    let disc = match discovery(args) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("sixfold client: {e}");
@@ -459,7 +744,7 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
             eprintln!("sixfold client load: --read-ratio must be between 0 and 1");
             return ExitCode::from(2);
         }
-        return match run_load_mix(addr, timeout, &load.load, &load.mix) {
+        return match run_load_mix(disc, timeout, &load.load, &load.mix) {
             Ok(r) => {
                 println!("{}", r.summary());
                 if r.unknown > 0 {
@@ -474,17 +759,14 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
             }
         };
     }
-    let mut c = match Client::connect(addr, timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sixfold client: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let mut c = ClusterClient::new(disc, timeout);
     let r = match &args.op {
-        ClientOp::Write { key, value } => c
-            .write(*key, *value)
-            .map(|lsn| format!("ok: key {key} = {value} committed at lsn {lsn}")),
+        ClientOp::Write { key, value } => c.write(*key, *value).map(|a| {
+            format!(
+                "ok: key {key} = {value} committed at lsn {} (writer epoch {})",
+                a.lsn, a.epoch
+            )
+        }),
         ClientOp::Read { key } => c
             .read(*key)
             .map(|v| format!("key {key} = {} (written at lsn {})", v.value, v.lsn)),
@@ -507,8 +789,11 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
 pub struct LoadReport {
     /// Operations (writes, and reads if any) answered.
     pub ok: u64,
-    /// Operations that timed out or failed (outcome unknown).
+    /// Operations that timed out or lost their connection (outcome unknown).
     pub unknown: u64,
+    /// Operations that certainly had no effect (no writer reachable, or refused by one that is
+    /// no longer the writer) within the timeout.
+    pub failed: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Latencies of the acknowledged writes, sorted.
@@ -534,10 +819,11 @@ impl LoadReport {
     pub fn summary(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         format!(
-            "{} operations acknowledged, {} unknown, in {:.2} s: {:.0} operations/s\n\
+            "{} operations acknowledged, {} unknown, {} failed, in {:.2} s: {:.0} operations/s\n\
              latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
             self.ok,
             self.unknown,
+            self.failed,
             self.elapsed.as_secs_f64(),
             self.throughput(),
             ms(self.percentile(0.5)),
@@ -555,7 +841,7 @@ pub fn run_load(
     timeout: Duration,
     args: &LoadArgs,
 ) -> Result<LoadReport, ClientError> {
-    run_load_mix(addr, timeout, args, &LoadMix::default())
+    run_load_mix(Discovery::Fixed(addr), timeout, args, &LoadMix::default())
 }
 
 /// Whether operation `i` of a load is a read: a fixed hash of `i` (splitmix64) against the
@@ -574,8 +860,13 @@ fn is_read(i: u64, ratio: f64) -> bool {
 /// started, on one clock shared by all clients (they are threads of this process). After an
 /// operation with an unknown outcome a connection continues as a new history client
 /// (`worker + clients * n`), since that operation may still be in flight.
+///
+/// Each client follows the writer across failovers ([`ClusterClient`]): an operation that
+/// certainly had no effect (no writer reachable, `NotWriter`) is retried on the current writer
+/// within the timeout and, if that runs out, recorded as `fail`; one whose outcome is unknown
+/// (timeout, connection lost after sending) is recorded as `unknown`, never as failed.
 pub fn run_load_mix(
-    addr: SocketAddr,
+    disc: Discovery,
     timeout: Duration,
     args: &LoadArgs,
     mix: &LoadMix,
@@ -583,9 +874,10 @@ pub fn run_load_mix(
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    let addr = disc.writer()?;
     let mut conns = Vec::new();
     for _ in 0..args.clients.max(1) {
-        conns.push(Client::connect(addr, timeout)?);
+        conns.push(ClusterClient::new(disc.clone(), timeout));
     }
     let n_clients = conns.len() as u64;
     let ns = move |t: Instant| t.duration_since(start).as_nanos() as u64;
@@ -600,6 +892,7 @@ pub fn run_load_mix(
                 let mut acked = Vec::new();
                 let mut history = Vec::new();
                 let mut unknown = 0u64;
+                let mut failed = 0u64;
                 let mut client = w as u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
@@ -615,35 +908,41 @@ pub fn run_load_mix(
                             .map(|v| (v.lsn > 0).then(|| HValue::Str(v.value.to_string())));
                         (OpKind::Read, r)
                     } else {
-                        let r = c.write(key, value).map(|lsn| {
-                            acked.push((key, value, lsn));
+                        let r = c.write(key, value).map(|a| {
+                            acked.push((key, value, a.lsn, a.epoch));
                             Some(HValue::Str(value.to_string()))
                         });
                         (OpKind::Write, r)
                     };
                     let end = Instant::now();
-                    let ok = result.is_ok();
+                    let outcome = match &result {
+                        Ok(_) => Outcome::Ok,
+                        Err(e) if e.definitely_not_applied() => Outcome::Fail,
+                        Err(_) => Outcome::Unknown,
+                    };
                     let written = (op == OpKind::Write).then(|| HValue::Str(value.to_string()));
                     history.push(Record {
                         client,
                         call: ns(t),
                         ret: Some(ns(end)),
-                        outcome: if ok { Outcome::Ok } else { Outcome::Unknown },
+                        outcome,
                         op,
                         key: Some(key.to_string()),
                         value: result.unwrap_or(written),
                         from: None,
                         to: None,
                     });
-                    if ok {
-                        lat.push(end - t);
-                    } else {
-                        unknown += 1;
-                        client += n_clients;
+                    match outcome {
+                        Outcome::Ok => lat.push(end - t),
+                        Outcome::Fail => failed += 1,
+                        Outcome::Unknown => {
+                            unknown += 1;
+                            client += n_clients;
+                        }
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
-                (lat, acked, unknown, history)
+                (lat, acked, unknown, failed, history)
             })
         })
         .collect();
@@ -663,15 +962,17 @@ pub fn run_load_mix(
     let mut report = LoadReport {
         ok: 0,
         unknown: 0,
+        failed: 0,
         elapsed: Duration::ZERO,
         latencies: Vec::new(),
     };
     let mut acked_all = Vec::new();
     let mut history_all = Vec::new();
     for w in workers {
-        let (lat, acked, unknown, history) = w.join().unwrap_or_default();
+        let (lat, acked, unknown, failed, history) = w.join().unwrap_or_default();
         report.ok += lat.len() as u64;
         report.unknown += unknown;
+        report.failed += failed;
         report.latencies.extend(lat);
         acked_all.extend(acked);
         history_all.extend(history);
@@ -682,7 +983,7 @@ pub fn run_load_mix(
         acked_all.sort_by_key(|a| a.2);
         let text: String = acked_all
             .iter()
-            .map(|(k, v, l)| format!("{k} {v} {l}\n"))
+            .map(|(k, v, l, e)| format!("{k} {v} {l} {e}\n"))
             .collect();
         if let Err(source) = std::fs::write(p, text) {
             return Err(ClientError::Io { addr, source });

@@ -116,9 +116,10 @@ fn cluster_survives_an_az_loss_and_its_trace_replays() {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let i = lines
         .iter()
-        .position(|l| l.contains("\"WriteOk\":{\"lsn\":"))
+        .position(|l| l.contains("\"WriteOk\":{\"epoch\":1,\"lsn\":"))
         .unwrap();
-    lines[i] = lines[i].replacen("\"WriteOk\":{\"lsn\":", "\"WriteOk\":{\"lsn\":7", 1);
+    let ok = "\"WriteOk\":{\"epoch\":1,\"lsn\":";
+    lines[i] = lines[i].replacen(ok, &format!("{ok}7"), 1);
     let edited = dir.join("edited.ndjson");
     std::fs::write(&edited, lines.join("\n") + "\n").unwrap();
     let (code, out, _) = sixfold(&["replay", edited.to_str().unwrap()]);

@@ -15,15 +15,34 @@
 //!   back-pressure) is parked and offered again after every step that changed the state, as the
 //!   model's network keeps such a message pending; parked requests expire after [`PARK_TTL`];
 //! - `delay` holds every inbound message for a fixed time before the step (a slow node, for the
-//!   benchmark), without reordering.
+//!   benchmark), without reordering;
+//! - a [`Faults`] spec drops, delays or partitions messages ([`crate::faults`]).
+//!
+//! # Writers, epochs and the lease
+//! The writer of epoch `e` is actor [`writer_id`]`(e)`: each writer is its own actor, as in the
+//! model's failover, so a segment's answers to an old writer can never reach a new one. A writer
+//! tells segments where it listens in its connection hello, so a promoted writer, whose address
+//! nobody was started with, is answered.
+//!
+//! The writer serves reads only while it holds its lease (`NodeTimer::Lease`). With a control
+//! plane ([`NodeOptions::control`]) a heartbeat thread sends [`Frame::Heartbeat`] every
+//! [`HEARTBEAT_EVERY`]; each [`Frame::Grant`] that comes back is stepped as `Msg::LeaseGrant` from
+//! [`CONTROL_ID`], but only if it is stepped within [`GRANT_WINDOW`] of the heartbeat it answers
+//! (a late grant is dropped, as a lossy network may). So the lease ends at most
+//! `GRANT_WINDOW + LEASE` after the control plane sent its last grant, which is what the control
+//! plane waits for before it promotes another writer ([`crate::control`]). A due lease timer is
+//! fired before any message is stepped, so a read is never served on an expired lease because
+//! the loop was busy. Without a control plane (a static cluster, where no other writer can ever
+//! be promoted) the host renews the lease itself whenever it runs out.
 
+use crate::faults::{Fate, FaultNet, Faults, Target};
 use crate::storage::{SegmentStore, StorageError};
 use crate::trace_log::{TraceLog, TraceLogError};
 use crate::transport::Outbound;
 use crate::wire::{self, Frame};
 use sixfold_model::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use sixfold_model::config::{Config, SEGMENTS};
-use sixfold_model::msg::Msg;
+use sixfold_model::msg::{Epoch, Msg, FIRST_EPOCH};
 use sixfold_model::storage_node::StorageNode;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Step, TRACE_VERSION};
 use sixfold_model::writer::Writer;
@@ -45,29 +64,82 @@ pub const ACTORS: usize = SEGMENTS + 1;
 pub const CLIENT_ID_BASE: usize = 1000;
 /// How long a parked client request waits for the writer before it is forgotten.
 pub const PARK_TTL: Duration = Duration::from_secs(30);
+/// Virtual actor id of the control plane: the sender of `LeaseGrant`s in steps and traces.
+pub const CONTROL_ID: usize = 999;
+/// The highest epoch a writer can have: writer ids must stay below [`CONTROL_ID`].
+pub const MAX_EPOCH: Epoch = (CONTROL_ID - WRITER_ID) as Epoch;
+/// How often a writer with a control plane sends a heartbeat.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(50);
+/// A grant is stepped only this soon after the heartbeat it answers; later ones are dropped, so
+/// the control plane knows when a lease it granted ends at the latest.
+pub const GRANT_WINDOW: Duration = Duration::from_millis(100);
 /// Most inputs processed between two fsyncs.
 const BATCH: usize = 512;
 
+/// The actor id of the writer of `epoch`: 6 for the first, one more for each later epoch, so
+/// that every writer is its own actor (segments answer the writer that asked).
+pub fn writer_id(epoch: Epoch) -> usize {
+    WRITER_ID + epoch.saturating_sub(FIRST_EPOCH) as usize
+}
+
+/// The epoch of writer actor `id`, if `id` is a writer's.
+pub fn writer_epoch(id: usize) -> Option<Epoch> {
+    (WRITER_ID..CONTROL_ID)
+        .contains(&id)
+        .then(|| FIRST_EPOCH + (id - WRITER_ID) as Epoch)
+}
+
 /// The actors of a cluster, built exactly as `QuorumModel::new` builds them.
 pub fn actors(cfg: Config) -> Vec<Node> {
+    actors_upto(cfg, FIRST_EPOCH)
+}
+
+/// The six segments and the writers of epochs 1..=`epoch`, by actor id.
+pub fn actors_upto(cfg: Config, epoch: Epoch) -> Vec<Node> {
     let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
     let mut v: Vec<Node> = (0..SEGMENTS)
         .map(|_| Node::Segment(StorageNode::new(cfg)))
         .collect();
-    v.push(Node::Writer(Writer { cfg, segments }));
+    for e in FIRST_EPOCH..=epoch.max(FIRST_EPOCH) {
+        v.push(Node::Writer(Writer {
+            cfg,
+            segments,
+            epoch: e,
+        }));
+    }
     v
 }
 
 /// The trace header every process of a cluster with configuration `cfg` writes.
 pub fn header(cfg: Config) -> Header {
+    header_upto(cfg, FIRST_EPOCH)
+}
+
+/// The trace header of a process that knows writers up to `epoch` (a promoted writer's).
+pub fn header_upto(cfg: Config, epoch: Epoch) -> Header {
     Header {
         version: TRACE_VERSION,
         source: "runtime".into(),
         model: "quorum".into(),
         config: cfg,
-        actors: actors(cfg).iter().map(ActorSpec::of).collect(),
+        actors: actors_upto(cfg, epoch).iter().map(ActorSpec::of).collect(),
         violates: None,
     }
+}
+
+/// How a member runs beyond its [`NodeSpec`]: the writer's epoch and lease source, and faults.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// The writer's epoch (ignored for segments); 0 means [`FIRST_EPOCH`]. The writer's actor id
+    /// must be [`writer_id`] of it.
+    pub epoch: Epoch,
+    /// Where a promoted writer (actor id past the peer list) listens for peers.
+    pub listen: Option<SocketAddr>,
+    /// The control plane that grants the writer's lease; `None` for a static cluster, whose one
+    /// writer renews its own lease.
+    pub control: Option<SocketAddr>,
+    /// Faults to inject.
+    pub faults: Option<Faults>,
 }
 
 /// Everything one member of a cluster needs to run.
@@ -134,6 +206,20 @@ enum Event {
         clock: u64,
         confirm: Option<(ConnHandle, u64)>,
     },
+    /// A peer said where it listens.
+    Peer { src: usize, addr: SocketAddr },
+    /// The control plane renewed the lease in answer to the heartbeat sent at `sent`.
+    Grant { sent: Instant },
+}
+
+/// What the writer's host tells the control plane in heartbeats.
+#[derive(Debug, Default)]
+struct LeaseStatus {
+    /// Set once the writer has started: no heartbeat goes out before.
+    started: AtomicBool,
+    lease: AtomicBool,
+    open: AtomicBool,
+    vdl: AtomicU64,
 }
 
 /// A node running on its own threads; [`NodeHandle::stop`] ends it.
@@ -188,25 +274,55 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, HostError> {
     Ok(l)
 }
 
-/// Binds the node's ports, recovers its disk and starts its threads.
+/// Binds the node's ports, recovers its disk and starts its threads (first-epoch writer, no
+/// control plane, no faults).
 pub fn spawn(spec: NodeSpec) -> Result<NodeHandle, HostError> {
+    spawn_with(spec, NodeOptions::default())
+}
+
+/// [`spawn`] with a writer epoch, a control plane and faults.
+pub fn spawn_with(spec: NodeSpec, opts: NodeOptions) -> Result<NodeHandle, HostError> {
+    let epoch = opts.epoch.max(FIRST_EPOCH);
+    if epoch > MAX_EPOCH {
+        return Err(HostError::Spec(format!(
+            "epoch {epoch} is past the last one this runtime numbers ({MAX_EPOCH})"
+        )));
+    }
+    let is_writer = writer_epoch(spec.id).is_some();
+    if is_writer && spec.id != writer_id(epoch) {
+        return Err(HostError::Spec(format!(
+            "the writer of epoch {epoch} is actor {}, not {}",
+            writer_id(epoch),
+            spec.id
+        )));
+    }
     if spec.peers.len() != ACTORS {
         return Err(HostError::Spec(format!(
             "expected {ACTORS} peer addresses (6 segments then the writer), got {}",
             spec.peers.len()
         )));
     }
-    if spec.id >= ACTORS {
+    if spec.id >= ACTORS && !is_writer {
         return Err(HostError::Spec(format!(
             "actor id {} out of range 0..{ACTORS}",
             spec.id
         )));
     }
+    let listen = match (spec.peers.get(spec.id), opts.listen) {
+        (_, Some(a)) => a,
+        (Some(a), None) => *a,
+        (None, None) => {
+            return Err(HostError::Spec(format!(
+                "writer {} of epoch {epoch} needs its own listen address",
+                spec.id
+            )))
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Stats::default());
     let (tx, rx) = mpsc::channel();
     let tag = format!("sixfold[{}]", name(spec.id));
-    let peer_listener = bind(spec.peers[spec.id])?;
+    let peer_listener = bind(listen)?;
     let clients: Arc<Mutex<HashMap<usize, TcpStream>>> = Arc::default();
     let mut threads = Vec::new();
     {
@@ -218,7 +334,15 @@ pub fn spawn(spec: NodeSpec) -> Result<NodeHandle, HostError> {
             })
         }));
     }
-    if spec.id == WRITER_ID {
+    let status = Arc::new(LeaseStatus::default());
+    if let (true, Some(control)) = (is_writer, opts.control) {
+        let (stop, tx, status) = (stop.clone(), tx.clone(), status.clone());
+        let cut = opts.faults.clone().map(FaultNet::new);
+        threads.push(std::thread::spawn(move || {
+            heartbeat_loop(control, epoch, &tx, &status, cut, &stop)
+        }));
+    }
+    if is_writer {
         let addr = spec
             .client_addr
             .ok_or_else(|| HostError::Spec("the writer needs a client address".into()))?;
@@ -236,7 +360,7 @@ pub fn spawn(spec: NodeSpec) -> Result<NodeHandle, HostError> {
         }));
     }
     drop(tx);
-    let mut host = match Host::new(spec, tag, clients, stats.clone()) {
+    let mut host = match Host::new(spec, &opts, listen, tag, clients, stats.clone(), status) {
         Ok(h) => h,
         Err(e) => {
             stop.store(true, Ordering::SeqCst);
@@ -271,6 +395,8 @@ pub fn name(id: usize) -> String {
     match id {
         i if i < SEGMENTS => format!("seg{i}"),
         WRITER_ID => "writer".into(),
+        CONTROL_ID => "control".into(),
+        i if i < CONTROL_ID => format!("writer-e{}", writer_epoch(i).unwrap_or(0)),
         i if i >= CLIENT_ID_BASE => format!("client{}", i - CLIENT_ID_BASE),
         i => format!("actor{i}"),
     }
@@ -344,11 +470,21 @@ fn peer_conn(mut s: TcpStream, tx: Sender<Event>, tag: &str, stop: &AtomicBool) 
     let conn: ConnHandle = Arc::new(Mutex::new(w));
     let mut src = None;
     let r = read_loop(&mut s, stop, |f| match (f, src) {
-        (Frame::Hello { src: id }, None) if (id as usize) < ACTORS => {
+        (Frame::Hello { src: id, addr }, None)
+            if (id as usize) < ACTORS || writer_epoch(id as usize).is_some() =>
+        {
             src = Some(id as usize);
-            Ok(())
+            match addr {
+                Some(addr) => tx
+                    .send(Event::Peer {
+                        src: id as usize,
+                        addr,
+                    })
+                    .map_err(|_| String::new()),
+                None => Ok(()),
+            }
         }
-        (Frame::Hello { src: id }, None) => Err(format!("hello from unknown actor {id}")),
+        (Frame::Hello { src: id, .. }, None) => Err(format!("hello from unknown actor {id}")),
         (Frame::Data { seq, clock, msg }, Some(src)) => {
             let confirm = Some((conn.clone(), seq));
             tx.send(Event::Msg {
@@ -406,7 +542,12 @@ struct Host {
     trace: Option<TraceLog>,
     timers: HashMap<NodeTimer, Instant>,
     choices: BTreeMap<String, Vec<<Node as Actor>::Random>>,
-    peers: Vec<SocketAddr>,
+    peers: HashMap<usize, SocketAddr>,
+    listen: SocketAddr,
+    faults: Option<FaultNet>,
+    status: Arc<LeaseStatus>,
+    /// No control plane: the writer renews its own lease (a static cluster).
+    local_lease: bool,
     out: HashMap<usize, Outbound>,
     clients: Arc<Mutex<HashMap<usize, TcpStream>>>,
     clock: u64,
@@ -423,9 +564,12 @@ struct Host {
 impl Host {
     fn new(
         spec: NodeSpec,
+        opts: &NodeOptions,
+        listen: SocketAddr,
         tag: String,
         clients: Arc<Mutex<HashMap<usize, TcpStream>>>,
         stats: Arc<Stats>,
+        status: Arc<LeaseStatus>,
     ) -> Result<Host, HostError> {
         std::fs::create_dir_all(&spec.dir).map_err(|source| {
             HostError::Storage(StorageError::Io {
@@ -433,7 +577,17 @@ impl Host {
                 source,
             })
         })?;
-        let node = actors(spec.cfg).swap_remove(spec.id);
+        let epoch = opts.epoch.max(FIRST_EPOCH);
+        let is_writer = writer_epoch(spec.id).is_some();
+        let node = if is_writer {
+            Node::Writer(Writer {
+                cfg: spec.cfg,
+                segments: std::array::from_fn(Id::from),
+                epoch,
+            })
+        } else {
+            actors(spec.cfg).swap_remove(spec.id)
+        };
         let mut storage = None;
         let store = if spec.id < SEGMENTS {
             let (store, rec) = SegmentStore::open(&spec.dir.join("segment.log"))?;
@@ -458,7 +612,12 @@ impl Host {
         let mut crashed = false;
         let trace = match &spec.trace {
             Some(p) => {
-                let (t, prev) = TraceLog::open(p, &header(spec.cfg))?;
+                let h = if is_writer {
+                    header_upto(spec.cfg, epoch)
+                } else {
+                    header(spec.cfg)
+                };
+                let (t, prev) = TraceLog::open(p, &h)?;
                 clock = prev.last_clock;
                 crashed = prev.had_steps;
                 Some(t)
@@ -477,7 +636,11 @@ impl Host {
             trace,
             timers: HashMap::new(),
             choices: BTreeMap::new(),
-            peers: spec.peers,
+            peers: spec.peers.into_iter().enumerate().collect(),
+            listen,
+            faults: opts.faults.clone().map(FaultNet::new),
+            status,
+            local_lease: is_writer && opts.control.is_none(),
             out: HashMap::new(),
             clients,
             clock,
@@ -560,6 +723,12 @@ impl Host {
             t.write(&step, self.clock)?;
         }
         self.state = next;
+        if let Some(w) = self.state.as_ref().and_then(NodeState::as_writer) {
+            self.status.lease.store(w.lease, Ordering::Relaxed);
+            self.status.open.store(w.is_open(), Ordering::Relaxed);
+            self.status.vdl.store(w.vdl, Ordering::Relaxed);
+            self.status.started.store(true, Ordering::Release);
+        }
         Ok(true)
     }
 
@@ -573,16 +742,20 @@ impl Host {
             t.flush()?;
         }
         for (dst, msg, clock) in std::mem::take(&mut self.sends) {
-            if dst < ACTORS {
-                let (src, addr, tag) = (self.id as u64, self.peers[dst], self.tag.clone());
-                let n = self
-                    .out
-                    .entry(dst)
-                    .or_insert_with(|| Outbound::start(src, dst as u64, addr, tag))
-                    .send(clock, msg);
-                self.stats.peer_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                self.stats.peer_msgs.fetch_add(1, Ordering::Relaxed);
+            if dst < CLIENT_ID_BASE {
+                match self.faults.as_mut().map_or(Fate::Now, |f| f.fate(dst)) {
+                    Fate::Now => self.send_peer(dst, msg, clock),
+                    Fate::At(at) => self
+                        .faults
+                        .as_mut()
+                        .expect("faults")
+                        .hold(at, dst, msg, clock),
+                    Fate::Lost => {}
+                }
             } else {
+                if self.faults.as_ref().is_some_and(|f| f.cut(Target::Clients)) {
+                    continue;
+                }
                 let mut clients = self.clients.lock().expect("clients lock");
                 if let Some(s) = clients.get_mut(&dst) {
                     if wire::write_frame(s, &Frame::Reply { msg }).is_err() {
@@ -605,16 +778,96 @@ impl Host {
         Ok(())
     }
 
+    /// Queues a message on the link to peer `dst` (writers included, at the address they told).
+    fn send_peer(&mut self, dst: usize, msg: Msg, clock: u64) {
+        let Some(addr) = self.peers.get(&dst).copied() else {
+            eprintln!("{}: no address for actor {dst}; dropping {msg:?}", self.tag);
+            return;
+        };
+        let (src, me, tag) = (self.id as u64, Some(self.listen), self.tag.clone());
+        let n = self
+            .out
+            .entry(dst)
+            .or_insert_with(|| Outbound::start(src, me, dst as u64, addr, tag))
+            .send(clock, msg);
+        self.stats.peer_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats.peer_msgs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sends the messages the fault injector held back whose time has come.
+    fn release_held(&mut self) {
+        let due = self.faults.as_mut().map(FaultNet::due).unwrap_or_default();
+        for (dst, msg, clock) in due {
+            self.send_peer(dst, msg, clock);
+        }
+    }
+
+    /// Fires the lease timer if it is due (before any message is stepped, so a read is never
+    /// served on a lease that has run out while the loop was busy). In a static cluster the
+    /// host renews the lease instead.
+    fn lease_check(&mut self) -> Result<bool, HostError> {
+        let due = self
+            .timers
+            .get(&NodeTimer::Lease)
+            .is_some_and(|t| *t <= Instant::now());
+        if !due {
+            return Ok(false);
+        }
+        self.timers.remove(&NodeTimer::Lease);
+        if self.local_lease {
+            let grant = Input::Msg {
+                src: self.id,
+                msg: Msg::LeaseGrant,
+            };
+            return self.step(grant, 0);
+        }
+        self.step(
+            Input::Timer {
+                timer: NodeTimer::Lease,
+            },
+            0,
+        )
+    }
+
     fn handle(&mut self, ev: Event) -> Result<bool, HostError> {
-        let Event::Msg {
-            src,
-            msg,
-            clock,
-            confirm,
-        } = ev;
+        let (src, msg, clock, confirm) = match ev {
+            Event::Msg {
+                src,
+                msg,
+                clock,
+                confirm,
+            } => (src, msg, clock, confirm),
+            Event::Peer { src, addr } => {
+                if self.peers.insert(src, addr) != Some(addr) {
+                    self.out.remove(&src); // a new incarnation: reconnect to where it is now
+                }
+                return Ok(false);
+            }
+            Event::Grant { sent } => {
+                if sent.elapsed() > GRANT_WINDOW {
+                    return Ok(false); // too late: the control plane no longer counts on it
+                }
+                let grant = Input::Msg {
+                    src: CONTROL_ID,
+                    msg: Msg::LeaseGrant,
+                };
+                return self.step(grant, 0);
+            }
+        };
         if let Some(c) = confirm {
             self.confirms.push(c);
         }
+        if let Some(f) = &self.faults {
+            let cut = if src >= CLIENT_ID_BASE {
+                f.cut(Target::Clients)
+            } else {
+                f.cut(Target::Peer(src))
+            };
+            if cut {
+                return Ok(false);
+            }
+        }
+        let mut changed = self.lease_check()?;
         let input = Input::Msg {
             src,
             msg: msg.clone(),
@@ -623,7 +876,8 @@ impl Host {
         if !did && src >= CLIENT_ID_BASE {
             self.parked.push_back((Instant::now(), src, msg));
         }
-        Ok(did)
+        changed |= did;
+        Ok(changed)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -705,6 +959,9 @@ impl Host {
             if let Some((t, _)) = self.delayed.front() {
                 wake = wake.min(*t);
             }
+            if let Some(t) = self.faults.as_ref().and_then(FaultNet::next_due) {
+                wake = wake.min(t);
+            }
             let mut batch = Vec::new();
             match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(ev) => batch.push(ev),
@@ -717,7 +974,7 @@ impl Host {
                     Err(_) => break,
                 }
             }
-            let mut changed = false;
+            let mut changed = self.lease_check()?;
             let now = Instant::now();
             let ready: Vec<Event> = if self.delay.is_zero() {
                 batch
@@ -741,12 +998,92 @@ impl Host {
                 .map(|(k, _)| k.clone())
                 .collect();
             for timer in due {
+                if timer == NodeTimer::Lease {
+                    changed |= self.lease_check()?;
+                    continue;
+                }
                 self.timers.remove(&timer);
                 changed |= self.step(Input::Timer { timer }, 0)?;
             }
             self.settle(changed)?;
             self.flush()?;
+            self.release_held();
         }
         Ok(())
+    }
+}
+
+/// The writer's side of the lease: every [`HEARTBEAT_EVERY`] a [`Frame::Heartbeat`] to the
+/// control plane at `control`; each [`Frame::Grant`] becomes an [`Event::Grant`] carrying when
+/// its heartbeat was sent. Reconnects on failure; sends nothing while a fault cuts the control
+/// plane off.
+fn heartbeat_loop(
+    control: SocketAddr,
+    epoch: Epoch,
+    tx: &Sender<Event>,
+    status: &LeaseStatus,
+    faults: Option<FaultNet>,
+    stop: &AtomicBool,
+) {
+    let cut = || faults.as_ref().is_some_and(|f| f.cut(Target::Control));
+    let mut seq = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(mut s) = TcpStream::connect_timeout(&control, Duration::from_millis(200)) else {
+            std::thread::sleep(HEARTBEAT_EVERY);
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+        let Ok(r) = s.try_clone() else { continue };
+        let mut r = std::io::BufReader::new(r);
+        let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
+        'conn: while !stop.load(Ordering::SeqCst) {
+            let beat = Instant::now();
+            if !cut() && status.started.load(Ordering::Acquire) {
+                seq += 1;
+                let hb = Frame::Heartbeat {
+                    epoch,
+                    seq,
+                    lease: status.lease.load(Ordering::Relaxed),
+                    open: status.open.load(Ordering::Relaxed),
+                    vdl: status.vdl.load(Ordering::Relaxed),
+                };
+                if wire::write_frame(&mut s, &hb).is_err() {
+                    break;
+                }
+                sent.push_back((seq, beat));
+                while sent.len() > 64 {
+                    sent.pop_front();
+                }
+            }
+            // Read grants until the next heartbeat is due.
+            loop {
+                let left = (beat + HEARTBEAT_EVERY).saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let _ = s.set_read_timeout(Some(left));
+                match wire::read_frame(&mut r) {
+                    Ok(Frame::Grant { seq: g }) => {
+                        let at = sent.iter().find(|(n, _)| *n == g).map(|(_, t)| *t);
+                        if let (Some(sent), false) = (at, cut()) {
+                            if tx.send(Event::Grant { sent }).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(wire::WireError::Io(e))
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break
+                    }
+                    Err(_) => break 'conn,
+                }
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@
 //! the OS.
 
 pub mod client;
+pub mod control;
+pub mod faults;
 pub mod host;
 pub mod layout;
 pub mod storage;

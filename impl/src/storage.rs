@@ -261,6 +261,7 @@ mod tests {
             lsn,
             key: 1,
             value: lsn * 100,
+            epoch: sixfold_model::msg::FIRST_EPOCH,
         }
     }
 

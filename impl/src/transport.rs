@@ -44,8 +44,15 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Starts the link from actor `src` to the peer at `addr`.
-    pub fn start(src: u64, dst: u64, addr: SocketAddr, tag: String) -> Outbound {
+    /// Starts the link from actor `src` to the peer at `addr`; `self_addr`, sent in the hello,
+    /// tells the peer where to answer `src`.
+    pub fn start(
+        src: u64,
+        self_addr: Option<SocketAddr>,
+        dst: u64,
+        addr: SocketAddr,
+        tag: String,
+    ) -> Outbound {
         let shared = Arc::new(Shared {
             q: Mutex::new(Queue {
                 next_seq: 1,
@@ -57,7 +64,7 @@ impl Outbound {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("out-{src}-{dst}"))
-            .spawn(move || run(src, addr, s, tag))
+            .spawn(move || run(src, self_addr, addr, s, tag))
             .expect("spawn outbound thread");
         Outbound {
             shared,
@@ -124,7 +131,13 @@ fn confirm_reader(mut stream: TcpStream, shared: Arc<Shared>, broken: Arc<Atomic
     shared.cv.notify_all();
 }
 
-fn run(src: u64, addr: SocketAddr, shared: Arc<Shared>, tag: String) {
+fn run(
+    src: u64,
+    self_addr: Option<SocketAddr>,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tag: String,
+) {
     let mut backoff = Duration::from_millis(5);
     let mut was_connected = false;
     loop {
@@ -155,7 +168,14 @@ fn run(src: u64, addr: SocketAddr, shared: Arc<Shared>, tag: String) {
         let (s2, b2) = (shared.clone(), broken.clone());
         let reader_thread = std::thread::spawn(move || confirm_reader(reader, s2, b2));
         let mut w = BufWriter::with_capacity(64 * 1024, &stream);
-        let ok = wire::write_frame(&mut w, &Frame::Hello { src }).is_ok();
+        let ok = wire::write_frame(
+            &mut w,
+            &Frame::Hello {
+                src,
+                addr: self_addr,
+            },
+        )
+        .is_ok();
         {
             // Whatever the peer never confirmed goes out again, first and in order.
             let mut q = shared.q.lock().expect("queue lock");

@@ -7,8 +7,9 @@
 //! carries on serving everyone else.
 
 use serde::{Deserialize, Serialize};
-use sixfold_model::msg::Msg;
+use sixfold_model::msg::{Epoch, Msg};
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 
 /// Largest frame accepted: far above any protocol message, small enough that garbage cannot make
 /// a node allocate much.
@@ -22,6 +23,11 @@ pub enum Frame {
     Hello {
         /// The sender's actor id.
         src: u64,
+        /// Where the sender listens for peer connections. A writer promoted by the control plane
+        /// has an address no member was started with, so segments learn it here in order to
+        /// answer it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        addr: Option<SocketAddr>,
     },
     /// A protocol message from the connecting peer.
     Data {
@@ -47,6 +53,28 @@ pub enum Frame {
     Reply {
         /// The answer.
         msg: Msg,
+    },
+    /// Writer → control plane: "I am the writer of `epoch` and alive"; answered by
+    /// [`Frame::Grant`] while the control plane still considers it the writer.
+    Heartbeat {
+        /// The writer's epoch.
+        epoch: Epoch,
+        /// Per-connection sequence number, echoed in the grant.
+        seq: u64,
+        /// Whether the writer still holds its lease (it reports losing it, so the control plane
+        /// replaces a writer that can no longer serve reads).
+        lease: bool,
+        /// Whether the writer is open for clients.
+        open: bool,
+        /// The writer's VDL (for the control plane's log).
+        vdl: u64,
+    },
+    /// Control plane → writer: the lease is renewed, in answer to heartbeat `seq`. The writer's
+    /// host steps `Msg::LeaseGrant` only if the grant arrives soon enough after that heartbeat
+    /// (see `host::GRANT_WINDOW`), which bounds when its lease can end.
+    Grant {
+        /// The heartbeat answered.
+        seq: u64,
     },
     /// The other side sent something unacceptable; the connection closes after this.
     Error {

@@ -68,8 +68,9 @@ fn an_edited_output_is_reported_at_its_line() {
         .iter()
         .position(|l| l.contains("\"WriteOk\""))
         .expect("a commit");
-    lines[i] = lines[i].replacen("\"WriteOk\":{\"lsn\":", "\"WriteOk\":{\"lsn\":9", 1);
-    assert!(lines[i].contains("\"WriteOk\":{\"lsn\":9"), "{}", lines[i]);
+    let ok = "\"WriteOk\":{\"epoch\":1,\"lsn\":";
+    lines[i] = lines[i].replacen(ok, &format!("{ok}9"), 1);
+    assert!(lines[i].contains(&format!("{ok}9")), "{}", lines[i]);
     let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     match replay::replay(&trace).verdict {
         Verdict::Mismatch { at, detail } => {

@@ -45,6 +45,12 @@ impl Banner {
     /// Reads the cluster's stdout (on a thread, so a silent cluster fails after 15 s instead of
     /// hanging) until it says it is ready.
     pub fn read(stdout: ChildStdout) -> Banner {
+        Banner::read_and_follow(stdout).0
+    }
+
+    /// [`Banner::read`], and a receiver of every line the cluster prints after it (its
+    /// failover log).
+    pub fn read_and_follow(stdout: ChildStdout) -> (Banner, mpsc::Receiver<String>) {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for l in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -59,7 +65,7 @@ impl Banner {
             let ready = l.contains("cluster ready");
             printed.push(l);
             if ready {
-                return Banner(printed);
+                return (Banner(printed), rx);
             }
         }
     }
@@ -82,5 +88,33 @@ impl Banner {
             .find(|l| l.trim_start().starts_with(&format!("[{id}] ")))
             .unwrap();
         l.split_whitespace().skip(1).map(String::from).collect()
+    }
+}
+
+impl Banner {
+    /// The pid of the first writer (epoch 1).
+    pub fn writer_pid(&self) -> i32 {
+        let l = self
+            .0
+            .iter()
+            .find(|l| l.trim_start().starts_with("writer (epoch"))
+            .unwrap();
+        l.rsplit("pid ").next().unwrap().trim().parse().unwrap()
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, for at most `within`; panics with `what`
+/// otherwise.
+pub fn wait_until<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
