@@ -3,6 +3,7 @@
 use crate::runner::{self, CheckError, CheckOptions, ModelKind, Report, Strategy};
 use clap::Args;
 use sixfold_model::config::{Config, Mutant};
+use sixfold_model::failover::FailoverModel;
 use sixfold_model::gossip::GossipModel;
 use sixfold_model::quorum::{Bounds, QuorumModel};
 use stateright::{Checker, HasDiscoveries};
@@ -32,6 +33,10 @@ pub struct BoundArgs {
     /// Let timers fire spuriously, not only when a peer is really gone.
     #[arg(long)]
     pub spurious_timeouts: bool,
+    /// Let segments repair gaps by gossip in the `failover` model (the `gossip` model always
+    /// does).
+    #[arg(long)]
+    pub gossip: bool,
     /// A deliberately broken protocol variant (see `sixfold mutants`).
     #[arg(long, value_name = "NAME")]
     pub mutant: Option<Mutant>,
@@ -41,12 +46,8 @@ pub struct BoundArgs {
 }
 
 impl BoundArgs {
-    fn bounds(&self) -> Result<Bounds, CheckError> {
-        let d = if self.deep {
-            Bounds::deep()
-        } else {
-            Bounds::default()
-        };
+    fn bounds(&self, model: ModelKind) -> Result<Bounds, CheckError> {
+        let d = model.default_bounds(self.deep, self.mutant);
         let narrow = |name: &'static str, v: Option<u64>, default: u8| -> Result<u8, CheckError> {
             match v {
                 None => Ok(default),
@@ -66,6 +67,7 @@ impl BoundArgs {
             losses: narrow("losses", self.losses, d.losses)?,
             lossy: self.lossy,
             spurious_timeouts: self.spurious_timeouts,
+            gossip: self.gossip || d.gossip,
         })
     }
 }
@@ -111,7 +113,7 @@ fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
 
 fn options(args: &CheckArgs, model: ModelKind) -> Result<CheckOptions, CheckError> {
     let mut opts = CheckOptions::new(model, args.bounds.mutant);
-    opts.bounds = args.bounds.bounds()?;
+    opts.bounds = args.bounds.bounds(model)?;
     if args.bfs {
         opts.strategy = Strategy::Bfs;
         opts.symmetry = false;
@@ -222,7 +224,7 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
         }
     };
     let mut opts = CheckOptions::new(model, args.bounds.mutant);
-    match args.bounds.bounds() {
+    match args.bounds.bounds(model) {
         Ok(b) => opts.bounds = b,
         Err(e) => {
             eprintln!("sixfold explore: {e}");
@@ -247,26 +249,33 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
             &opts,
             addr,
         ),
+        ModelKind::Failover => serve(FailoverModel::new(cfg, opts.bounds), model, &opts, addr),
     }
 }
 
 /// Serves the explorer for `m`, after printing the link to the mutant's counterexample if any.
 fn serve<M>(m: M, model: ModelKind, opts: &CheckOptions, addr: SocketAddr) -> ExitCode
 where
-    M: stateright::Model + Send + Sync + Clone + 'static,
+    M: stateright::Model + runner::CheckedModel + Send + Sync + Clone + 'static,
     M::State: std::fmt::Debug + std::hash::Hash + Send + Sync + Clone + PartialEq + 'static,
     M::Action: std::fmt::Debug + Send + Sync + Clone + PartialEq + 'static,
 {
     println!("explorer: http://{addr}/");
     if let Some(mutant) = opts.mutant {
         let property = model.expected_failure(mutant).unwrap_or("durability");
-        let checker = m
+        let builder = m
             .clone()
             .checker()
-            .finish_when(HasDiscoveries::AnyFailures)
-            .spawn_bfs()
-            .join();
-        match checker.discovery(property) {
+            .finish_when(HasDiscoveries::AnyOf([property].into()));
+        let found = match model.mutant_strategy() {
+            Strategy::Bfs => builder.spawn_bfs().join().discovery(property),
+            Strategy::Dfs => builder
+                .symmetry_fn(M::canonical)
+                .spawn_dfs()
+                .join()
+                .discovery(property),
+        };
+        match found {
             Some(path) => println!(
                 "counterexample to \"{property}\" ({} steps): http://{addr}/#/steps/{}",
                 path.clone().into_actions().len(),
@@ -283,13 +292,13 @@ where
 /// `sixfold mutants`: list the mutants and the property each must break.
 pub fn run_mutants() -> ExitCode {
     println!(
-        "{:<16} {:<8} {:<22} what it breaks",
+        "{:<26} {:<9} {:<27} what it breaks",
         "mutant", "model", "caught by"
     );
     for model in ModelKind::ALL {
         for (m, prop) in model.mutants() {
             println!(
-                "{:<16} {:<8} {:<22} {}",
+                "{:<26} {:<9} {:<27} {}",
                 m.name(),
                 model.name(),
                 prop,

@@ -29,8 +29,9 @@
 
 use serde_json::Value;
 use sixfold_model::actor::{Node, NodeState, NodeStorage};
+use sixfold_model::failover;
 use sixfold_model::log::Log;
-use sixfold_model::msg::{Key, Lsn, Msg, ReqId};
+use sixfold_model::msg::{Key, Lsn, Msg, ReqId, FIRST_EPOCH};
 use sixfold_model::quorum::Ghost;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use stateright::actor::Id;
@@ -176,7 +177,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Trace, ReplayError> {
                         ),
                     ));
                 }
-                if h.model != "quorum" {
+                if h.model.parse::<crate::runner::ModelKind>().is_err() {
                     return Err(bad(path, n, format!("unknown model '{}'", h.model)));
                 }
                 header = Some(h);
@@ -514,7 +515,7 @@ impl History {
             self.volume = g;
         }
         let key = match msg {
-            Msg::Append { record } => {
+            Msg::Append { record, .. } => {
                 self.lsn_key.insert(record.lsn, record.key);
                 None
             }
@@ -541,16 +542,37 @@ impl History {
     }
 }
 
+/// The first property of `model` (the trace header's model name) the run has broken so far,
+/// judged as the model judges it.
 fn first_violation(
+    model: &str,
     h: &History,
-    cfg: &sixfold_model::config::Config,
+    states: &[Option<NodeState>],
     st: &[Option<NodeStorage>],
 ) -> Option<&'static str> {
-    if !h.volume.durable(cfg, st) {
+    let v = &h.volume;
+    if model == "failover" {
+        let logs = states
+            .iter()
+            .filter_map(|s| s.as_ref().and_then(NodeState::as_segment))
+            .chain(st.iter().flatten().map(|NodeStorage::Segment(l)| l));
+        return if v.lost_commit || !v.durable(st) {
+            Some("durability across failover")
+        } else if v.stale_commit || h.stale_read() {
+            Some("no stale commit")
+        } else if v.resurrected_read || !logs.into_iter().all(failover::clean) {
+            Some("no resurrection")
+        } else if v.uncommitted_read {
+            Some("no uncommitted read")
+        } else {
+            None
+        };
+    }
+    if !v.durable(st) {
         Some("durability")
     } else if h.stale_read() {
         Some("no stale read")
-    } else if h.volume.uncommitted_read {
+    } else if v.uncommitted_read {
         Some("no uncommitted read")
     } else {
         None
@@ -612,6 +634,18 @@ pub fn replay(trace: &Trace) -> Outcome {
                 timeline,
             };
         }
+        let opened = |s: &Option<NodeState>| {
+            s.as_ref()
+                .and_then(NodeState::as_writer)
+                .map(|w| (w.opening.is_none(), w.vdl))
+        };
+        if let (Some((false, _)), Some((true, vdl)), Node::Writer(w)) =
+            (opened(&states[a]), opened(&next), &nodes[a])
+        {
+            if w.epoch > FIRST_EPOCH {
+                ghost.volume.observe_recovery(w.epoch, vdl);
+            }
+        }
         states[a] = next;
         match &s.step.input {
             Input::Start { storage } => storages[a] = storage.clone(),
@@ -633,7 +667,7 @@ pub fn replay(trace: &Trace) -> Outcome {
             }
         }
         if violated.is_none() {
-            if let Some(p) = first_violation(&ghost, &cfg, &storages) {
+            if let Some(p) = first_violation(&h.model, &ghost, &states, &storages) {
                 let _ = writeln!(timeline, "  !! property violated: {p}");
                 violated = Some((p.to_string(), s.at.clone()));
             }

@@ -8,6 +8,7 @@
 //! run stops at the first failing property.
 
 use sixfold_model::config::{Config, Mutant};
+use sixfold_model::failover::FailoverModel;
 use sixfold_model::gossip::GossipModel;
 use sixfold_model::quorum::{Bounds, QuorumModel};
 use sixfold_model::symmetry;
@@ -26,17 +27,47 @@ pub enum ModelKind {
     Quorum,
     /// Gossip repair of gaps under lost Appends.
     Gossip,
+    /// Writer failover: recovery, truncation and epoch fencing against a zombie writer.
+    Failover,
 }
 
 impl ModelKind {
     /// Every model, in the order `check all` runs them.
-    pub const ALL: [ModelKind; 2] = [ModelKind::Quorum, ModelKind::Gossip];
+    pub const ALL: [ModelKind; 3] = [ModelKind::Quorum, ModelKind::Gossip, ModelKind::Failover];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Quorum => "quorum",
             ModelKind::Gossip => "gossip",
+            ModelKind::Failover => "failover",
+        }
+    }
+
+    /// The bounds `sixfold check` explores when none are given, or with `--deep`. A mutant may
+    /// need more than the defaults to show its bug: `gossip-ignores-truncation` needs gossip and
+    /// an old writer that leaves a record behind above a committed one (two writes).
+    pub fn default_bounds(self, deep: bool, mutant: Option<Mutant>) -> Bounds {
+        match (self, deep) {
+            (ModelKind::Quorum, true) => Bounds::deep(),
+            (ModelKind::Quorum | ModelKind::Gossip, _) => Bounds::default(),
+            (ModelKind::Failover, false) if mutant == Some(Mutant::GossipIgnoresTruncation) => {
+                FailoverModel::gossip_bounds()
+            }
+            (ModelKind::Failover, false) => FailoverModel::default_bounds(),
+            (ModelKind::Failover, true) => FailoverModel::deep_bounds(),
+        }
+    }
+
+    /// How a mutant of this model is searched: breadth-first on one thread finds the shortest
+    /// counterexample, which is what `quorum` and `gossip` do. `failover`'s state space is too
+    /// wide for that to finish in seconds (minutes for `no-fencing`), so its mutants are searched
+    /// depth-first with symmetry reduction, on one thread so the counterexample is the same in
+    /// every run; the counterexample is then longer than it needs to be.
+    pub fn mutant_strategy(self) -> Strategy {
+        match self {
+            ModelKind::Quorum | ModelKind::Gossip => Strategy::Bfs,
+            ModelKind::Failover => Strategy::Dfs,
         }
     }
 
@@ -50,6 +81,12 @@ impl ModelKind {
                 (Mutant::AckBeforePersist, "durability"),
             ],
             ModelKind::Gossip => &[],
+            ModelKind::Failover => &[
+                (Mutant::NoFencing, "no stale commit"),
+                (Mutant::NoTruncation, "no resurrection"),
+                (Mutant::GossipIgnoresTruncation, "no resurrection"),
+                (Mutant::RecoverWith2, "durability across failover"),
+            ],
         }
     }
 
@@ -152,17 +189,20 @@ pub struct CheckOptions {
 }
 
 impl CheckOptions {
-    /// The default options for `model`: DFS with symmetry for the protocol, single-threaded BFS
-    /// for a mutant.
+    /// The default options for `model`: DFS with symmetry for the protocol, a single thread for
+    /// a mutant (see [`ModelKind::mutant_strategy`]).
     pub fn new(model: ModelKind, mutant: Option<Mutant>) -> Self {
-        let bfs = mutant.is_some();
+        let strategy = match mutant {
+            Some(_) => model.mutant_strategy(),
+            None => Strategy::Dfs,
+        };
         CheckOptions {
             model,
-            bounds: Bounds::default(),
+            bounds: model.default_bounds(false, mutant),
             mutant,
-            threads: if bfs { 1 } else { 2 },
-            strategy: if bfs { Strategy::Bfs } else { Strategy::Dfs },
-            symmetry: !bfs,
+            threads: if mutant.is_some() { 1 } else { 2 },
+            strategy,
+            symmetry: strategy == Strategy::Dfs,
             out_dir: PathBuf::from("counterexamples"),
             progress: false,
         }
@@ -284,6 +324,10 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             let model = GossipModel::from_bounds(Config::new(opts.mutant), &opts.bounds);
             run_model(opts, model)
         }
+        ModelKind::Failover => {
+            let model = FailoverModel::new(Config::new(opts.mutant), opts.bounds);
+            run_model(opts, model)
+        }
     }
 }
 
@@ -296,8 +340,9 @@ where
 {
     let properties = model.properties();
     let mut builder = model.clone().checker().threads(opts.threads);
-    if opts.mutant.is_some() {
-        builder = builder.finish_when(HasDiscoveries::AnyFailures);
+    if let Some(expected) = opts.mutant.and_then(|m| opts.model.expected_failure(m)) {
+        // Stop once the property the mutant must break is broken (others may break first).
+        builder = builder.finish_when(HasDiscoveries::AnyOf([expected].into()));
     }
     if opts.symmetry {
         builder = builder.symmetry_fn(M::canonical);
@@ -433,6 +478,19 @@ impl CheckedModel for GossipModel {
     }
 }
 
+impl CheckedModel for FailoverModel {
+    fn canonical(state: &Self::State) -> Self::State {
+        symmetry::canonical(state)
+    }
+    fn counterexample(
+        &self,
+        path: &stateright::Path<Self::State, Self::Action>,
+        property: &str,
+    ) -> Vec<Line> {
+        self.quorum.trace(path, Some(property))
+    }
+}
+
 fn write_trace(file: &Path, lines: &[Line]) -> Result<(), CheckError> {
     let err = |source| CheckError::WriteTrace {
         path: file.to_path_buf(),
@@ -485,7 +543,7 @@ pub fn group(n: usize) -> String {
 pub fn summary(reports: &[Report]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<8} {:<16} {:<10} {:<36} {}\n",
+        "{:<8} {:<25} {:<10} {:<36} {}\n",
         "model", "variant", "kind", "property", "verdict"
     ));
     for r in reports {
@@ -498,7 +556,7 @@ pub fn summary(reports: &[Report]) -> String {
                 (false, _) => "VIOLATED",
             };
             out.push_str(&format!(
-                "{:<8} {:<16} {:<10} {:<36} {}\n",
+                "{:<8} {:<25} {:<10} {:<36} {}\n",
                 r.model.name(),
                 r.variant(),
                 v.expectation,
@@ -509,12 +567,12 @@ pub fn summary(reports: &[Report]) -> String {
     }
     out.push('\n');
     out.push_str(&format!(
-        "{:<8} {:<16} {:>12} {:>12} {:>6} {:>9} {:>12}  {}\n",
+        "{:<8} {:<25} {:>12} {:>12} {:>6} {:>9} {:>12}  {}\n",
         "model", "variant", "states", "unique", "depth", "seconds", "states/s", "explored"
     ));
     for r in reports {
         out.push_str(&format!(
-            "{:<8} {:<16} {:>12} {:>12} {:>6} {:>9.2} {:>12}  {}\n",
+            "{:<8} {:<25} {:>12} {:>12} {:>6} {:>9.2} {:>12}  {}\n",
             r.model.name(),
             r.variant(),
             group(r.states),

@@ -105,6 +105,15 @@ fn mutants_lists_each_with_its_property() {
     let t = text(&sixfold(&["mutants"]));
     assert!(t.contains("write-quorum-3") && t.contains("durability"));
     assert!(t.contains("read-any-node") && t.contains("no stale read"));
+    for line in [
+        "no-fencing",
+        "no-truncation",
+        "gossip-ignores-truncation",
+        "recover-with-2",
+    ] {
+        let row = t.lines().find(|l| l.starts_with(line)).expect(line);
+        assert!(row.contains("failover"), "{row}");
+    }
 }
 
 #[test]

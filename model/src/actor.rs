@@ -90,6 +90,8 @@ pub enum NodeTimer {
     OpenRetry,
     /// A segment has a gap: pull the missing records from a peer.
     Gossip,
+    /// The writer's lease ran out: it stops serving reads.
+    Lease,
 }
 
 /// Runs `f` on the inner state of the expected variant, keeping `Cow` borrowed until `f` writes.

@@ -14,6 +14,10 @@ pub const SEGMENTS: usize = 6;
 /// Number of availability zones the segments are spread over.
 pub const AZS: usize = 3;
 
+/// Read quorum of the geometry (Vr = 3): every set of three segments meets every write quorum.
+/// Properties judge durability against this, whatever quorum a mutant uses.
+pub const READ_QUORUM: usize = 3;
+
 /// Index of a segment within its protection group, `0..SEGMENTS`.
 pub type Segment = usize;
 
@@ -34,15 +38,28 @@ pub enum Mutant {
     ReadUnbounded,
     /// A segment acks a record before it is durable: its saved log lags one record behind.
     AckBeforePersist,
+    /// Segments accept requests from any epoch: nothing fences a superseded writer.
+    NoFencing,
+    /// Recovery bumps the epoch but declares no truncation range: the new writer allocates
+    /// right above the recovered VDL, where the old writer's uncommitted records may sit.
+    NoTruncation,
+    /// Segments insert records pulled by gossip even where a truncation voids them.
+    GossipIgnoresTruncation,
+    /// Recovery (volume open) trusts the SCLs of two segments instead of a read quorum of three.
+    RecoverWith2,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 4] = [
+    pub const ALL: [Mutant; 8] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
         Mutant::AckBeforePersist,
+        Mutant::NoFencing,
+        Mutant::NoTruncation,
+        Mutant::GossipIgnoresTruncation,
+        Mutant::RecoverWith2,
     ];
 
     /// The name used on the command line and in trace files.
@@ -52,6 +69,10 @@ impl Mutant {
             Mutant::ReadAnyNode => "read-any-node",
             Mutant::ReadUnbounded => "read-unbounded",
             Mutant::AckBeforePersist => "ack-before-persist",
+            Mutant::NoFencing => "no-fencing",
+            Mutant::NoTruncation => "no-truncation",
+            Mutant::GossipIgnoresTruncation => "gossip-ignores-truncation",
+            Mutant::RecoverWith2 => "recover-with-2",
         }
     }
 
@@ -62,6 +83,10 @@ impl Mutant {
             Mutant::ReadAnyNode => "single-node reads ignore SCL bookkeeping",
             Mutant::ReadUnbounded => "segments serve their newest record, ignoring the read point",
             Mutant::AckBeforePersist => "segments ack a record before saving it",
+            Mutant::NoFencing => "segments accept requests from superseded epochs",
+            Mutant::NoTruncation => "recovery declares no truncation range above the VDL",
+            Mutant::GossipIgnoresTruncation => "gossip copies records a truncation voided",
+            Mutant::RecoverWith2 => "recovery reads the SCLs of 2 segments, not 3",
         }
     }
 }
@@ -119,9 +144,14 @@ impl Config {
         } else {
             4
         };
+        let read_quorum = if mutant == Some(Mutant::RecoverWith2) {
+            2
+        } else {
+            READ_QUORUM
+        };
         Config {
             write_quorum,
-            read_quorum: 3,
+            read_quorum,
             mutant,
         }
     }

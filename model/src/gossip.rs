@@ -56,7 +56,7 @@ pub struct GossipModel {
 
 /// Records every Append the writer ships (for "no fabrication"), then the quorum ghost rules.
 fn record_out(_cfg: &Config, h: &Ghost, env: Envelope<&Msg>) -> Option<Ghost> {
-    if let Msg::Append { record } = env.msg {
+    if let Msg::Append { record, .. } = env.msg {
         if h.issued.iter().any(|r| r.lsn == record.lsn) {
             return None;
         }
@@ -79,6 +79,7 @@ impl GossipModel {
             losses: 0,
             lossy: false,
             spurious_timeouts: false,
+            gossip: true,
         };
         let mut quorum = QuorumModel::new(cfg, bounds);
         quorum.inner = quorum.inner.record_msg_out(record_out);
@@ -150,7 +151,7 @@ impl Model for GossipModel {
         self.quorum.actions(state, actions);
         if state.history.drops < self.drops {
             for env in state.network.iter_all() {
-                if let Msg::Append { record } = env.msg {
+                if let Msg::Append { record, .. } = env.msg {
                     if record.lsn < self.writes as u64 {
                         actions.push(QuorumAction::Actor(ActorModelAction::Drop(
                             env.to_cloned_msg(),

@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod client;
 pub mod config;
+pub mod failover;
 pub mod gossip;
 pub mod log;
 pub mod msg;

@@ -1,13 +1,35 @@
-//! A segment's durable redo log: records kept sorted by LSN, and the SCL derived from them.
+//! A segment's durable redo log: records kept sorted by LSN, the volume epoch the segment has
+//! seen and the truncation ranges it knows of, and the SCL derived from them.
 
-use crate::msg::{Key, Lsn, Record, Version};
+use crate::msg::{Epoch, Key, Lsn, Record, Truncation, Version, VolumeEpoch, FIRST_EPOCH};
 use serde::{Deserialize, Serialize};
 
-/// The records a segment holds, sorted by LSN with no duplicates. This is what a segment saves
-/// (`Out::save`): the model keeps it as the actor's `Storage`, the runtime appends it to disk.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The records a segment holds, sorted by LSN with no duplicates, with the segment's volume
+/// epoch and known truncations. This is what a segment saves (`Out::save`): the model keeps it
+/// as the actor's `Storage`, the runtime appends it to disk. Epoch and truncations are durable
+/// because fencing and truncation must survive a segment's restart.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Log {
     records: Vec<Record>,
+    #[serde(default = "first_epoch")]
+    epoch: Epoch,
+    #[serde(default)]
+    truncations: Vec<Truncation>,
+}
+
+fn first_epoch() -> Epoch {
+    FIRST_EPOCH
+}
+
+/// An empty log in the volume's first epoch.
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            records: Vec::new(),
+            epoch: FIRST_EPOCH,
+            truncations: Vec::new(),
+        }
+    }
 }
 
 /// Short on purpose: the explorer and counterexamples print states with `{:?}`.
@@ -23,7 +45,14 @@ impl std::fmt::Debug for Log {
                 write!(f, "{sep}{}:k{}={}", r.lsn, r.key, r.value)?;
             }
         }
-        write!(f, "] scl={}", self.scl())
+        write!(f, "] scl={}", self.scl())?;
+        if self.epoch != FIRST_EPOCH {
+            write!(f, " e{}", self.epoch)?;
+        }
+        for t in &self.truncations {
+            write!(f, " void({},{}]", t.after, t.upto)?;
+        }
+        Ok(())
     }
 }
 
@@ -38,8 +67,67 @@ impl Log {
         self.records.binary_search_by_key(&lsn, |r| r.lsn).is_ok()
     }
 
-    /// Adds a record; returns false if one with that LSN was already there.
+    /// The newest volume epoch the segment has seen.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The truncation ranges the segment knows of, oldest first.
+    pub fn truncations(&self) -> &[Truncation] {
+        &self.truncations
+    }
+
+    /// Whether a known truncation voids this record.
+    pub fn voided(&self, record: &Record) -> bool {
+        self.truncations.iter().any(|t| t.voids(record))
+    }
+
+    /// Raise the epoch to `epoch` if it is newer; returns whether it changed.
+    pub fn raise_epoch(&mut self, epoch: Epoch) -> bool {
+        let newer = epoch > self.epoch;
+        if newer {
+            self.epoch = epoch;
+        }
+        newer
+    }
+
+    /// Learn truncation ranges: remember them and drop every record they void. Returns whether
+    /// anything changed.
+    pub fn learn(&mut self, truncations: &[Truncation]) -> bool {
+        let mut changed = false;
+        for t in truncations {
+            if !self.truncations.contains(t) {
+                self.truncations.push(*t);
+                changed = true;
+            }
+        }
+        if changed {
+            self.truncations.sort();
+            let truncations = &self.truncations;
+            self.records
+                .retain(|r| !truncations.iter().any(|t| t.voids(r)));
+        }
+        changed
+    }
+
+    /// Adopt a writer's view of the volume: its epoch, if newer, and its truncations.
+    pub fn adopt(&mut self, volume: &VolumeEpoch) -> bool {
+        let raised = self.raise_epoch(volume.number);
+        self.learn(&volume.truncations) | raised
+    }
+
+    /// Adds a record; returns false if one with that LSN was already there or a known
+    /// truncation voids it.
     pub fn insert(&mut self, record: Record) -> bool {
+        if self.voided(&record) {
+            return false;
+        }
+        self.insert_unchecked(record)
+    }
+
+    /// Adds a record whatever the truncations say (only the `gossip-ignores-truncation` mutant
+    /// does this); returns false if one with that LSN was already there.
+    pub fn insert_unchecked(&mut self, record: Record) -> bool {
         match self.records.binary_search_by_key(&record.lsn, |r| r.lsn) {
             Ok(_) => false,
             Err(at) => {
@@ -49,17 +137,40 @@ impl Log {
         }
     }
 
-    /// Segment complete LSN: the highest L such that every record 1..=L is present. LSNs are
-    /// dense within a protection group, so a gap is simply a missing number.
+    /// Segment complete LSN: the highest L such that every LSN in 1..=L holds a record or lies in
+    /// a known truncation range. LSNs are dense within a protection group apart from truncated
+    /// ranges, so a gap is simply a missing number.
     pub fn scl(&self) -> Lsn {
         let mut scl = 0;
-        for r in &self.records {
-            if r.lsn != scl + 1 {
-                break;
+        let mut records = self.records.iter().peekable();
+        let mut truncations = self.truncations.iter().peekable();
+        loop {
+            if let Some(t) = truncations.peek() {
+                if t.after <= scl {
+                    scl = scl.max(t.upto);
+                    truncations.next();
+                    continue;
+                }
             }
-            scl = r.lsn;
+            match records.peek() {
+                Some(r) if r.lsn <= scl => {
+                    records.next();
+                }
+                Some(r) if r.lsn == scl + 1 => {
+                    scl = r.lsn;
+                    records.next();
+                }
+                _ => return scl,
+            }
         }
-        scl
+    }
+
+    /// The highest LSN the segment knows something about: its newest record or the end of its
+    /// newest truncation. Above SCL, it means the segment can see a gap.
+    pub fn horizon(&self) -> Lsn {
+        let newest = self.records.last().map_or(0, |r| r.lsn);
+        let voided = self.truncations.iter().map(|t| t.upto).max().unwrap_or(0);
+        newest.max(voided)
     }
 
     /// The newest version of `key` at or below `point` (the initial version if none).
@@ -68,10 +179,7 @@ impl Log {
             .iter()
             .rev()
             .find(|r| r.key == key && r.lsn <= point)
-            .map(|r| Version {
-                lsn: r.lsn,
-                value: r.value,
-            })
+            .map(Record::version)
             .unwrap_or_default()
     }
 }
@@ -85,7 +193,39 @@ mod tests {
             lsn,
             key: 0,
             value: lsn * 10,
+            epoch: FIRST_EPOCH,
         }
+    }
+
+    #[test]
+    fn truncation_voids_old_records_and_counts_as_complete() {
+        let mut log = Log::default();
+        for l in [1, 2, 3] {
+            log.insert(rec(l));
+        }
+        let t = Truncation {
+            epoch: 2,
+            after: 1,
+            upto: 9,
+        };
+        assert!(log.adopt(&VolumeEpoch {
+            number: 2,
+            truncations: vec![t],
+        }));
+        assert_eq!(log.records().len(), 1, "records 2 and 3 are voided");
+        assert_eq!(log.scl(), 9);
+        assert!(!log.insert(rec(5)), "an old record in the range is refused");
+        let new = Record {
+            epoch: 2,
+            ..rec(10)
+        };
+        assert!(log.insert(new));
+        assert_eq!(log.scl(), 10);
+        assert_eq!(log.epoch(), 2);
+        let mut gap = Log::default();
+        gap.learn(&[t]);
+        assert_eq!(gap.scl(), 0, "record 1 is missing below the range");
+        assert_eq!(gap.horizon(), 9);
     }
 
     #[test]
@@ -108,7 +248,7 @@ mod tests {
         for l in 1..=3 {
             log.insert(rec(l));
         }
-        assert_eq!(log.read_at(0, 2), Version { lsn: 2, value: 20 });
+        assert_eq!(log.read_at(0, 2), rec(2).version());
         assert_eq!(log.read_at(0, 0), Version::default());
         assert_eq!(log.read_at(7, 3), Version::default());
     }

@@ -11,6 +11,55 @@ pub type Key = u32;
 pub type Value = u64;
 /// A client's request number, echoed back so replies can be matched to calls.
 pub type ReqId = u32;
+/// A volume epoch: each writer opens the volume in its own epoch, higher than every earlier one
+/// (the control plane hands them out). Segments refuse requests from older epochs: this is what
+/// fences a superseded writer, without leases.
+pub type Epoch = u32;
+
+/// The epoch the volume is created in: its first writer has no predecessor to fence and nothing
+/// to truncate.
+pub const FIRST_EPOCH: Epoch = 1;
+
+fn first_epoch() -> Epoch {
+    FIRST_EPOCH
+}
+
+/// LSNs `after < lsn <= upto` declared void by the recovery of `epoch`: whatever an older writer
+/// wrote there was never committed and must never be served, acknowledged or gossiped again.
+/// New LSNs start above the range, so the range holds no record of `epoch` or later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Truncation {
+    /// The epoch whose recovery declared it.
+    pub epoch: Epoch,
+    /// The VDL that recovery found: the last LSN kept.
+    pub after: Lsn,
+    /// The last LSN voided (`after` + LAL: no older writer can have allocated beyond it).
+    pub upto: Lsn,
+}
+
+impl Truncation {
+    /// Whether the range voids this record: it lies in the range and an older epoch wrote it.
+    pub fn voids(&self, record: &Record) -> bool {
+        self.covers(record.lsn) && record.epoch < self.epoch
+    }
+
+    /// Whether the LSN lies in the range.
+    pub fn covers(&self, lsn: Lsn) -> bool {
+        self.after < lsn && lsn <= self.upto
+    }
+}
+
+/// What a writer tells segments about the volume with every write: its epoch and every
+/// truncation range declared up to it. A segment that learns a newer epoch adopts both
+/// at once, so it can never hold a record of the new epoch while still serving one its recovery
+/// voided.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VolumeEpoch {
+    /// The writer's epoch.
+    pub number: Epoch,
+    /// Truncation ranges, oldest first.
+    pub truncations: Vec<Truncation>,
+}
 
 /// A redo record: the unit the writer ships to all six segments.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,6 +70,9 @@ pub struct Record {
     pub key: Key,
     /// The value it writes.
     pub value: Value,
+    /// The epoch of the writer that wrote it (recovery voids older epochs' records above VDL).
+    #[serde(default = "first_epoch")]
+    pub epoch: Epoch,
 }
 
 /// What a read saw: the value and the LSN of the record that wrote it (LSN 0 = never written,
@@ -31,13 +83,31 @@ pub struct Version {
     pub lsn: Lsn,
     /// The value read.
     pub value: Value,
+    /// The epoch of the writer that wrote it (0 for the initial value).
+    #[serde(default)]
+    pub epoch: Epoch,
+}
+
+impl Record {
+    /// What a read of this record sees.
+    pub fn version(&self) -> Version {
+        Version {
+            lsn: self.lsn,
+            value: self.value,
+            epoch: self.epoch,
+        }
+    }
 }
 
 /// Short on purpose (counterexamples and the explorer print messages with `{:?}`):
 /// `lsn 2 k0=20`.
 impl std::fmt::Debug for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "lsn {} k{}={}", self.lsn, self.key, self.value)
+        write!(f, "lsn {} k{}={}", self.lsn, self.key, self.value)?;
+        if self.epoch != FIRST_EPOCH {
+            write!(f, " e{}", self.epoch)?;
+        }
+        Ok(())
     }
 }
 
@@ -48,6 +118,27 @@ impl std::fmt::Debug for Version {
             write!(f, "initial")
         } else {
             write!(f, "{}@lsn{}", self.value, self.lsn)
+        }
+    }
+}
+
+/// Short on purpose (counterexamples print every Append): `e2 void(1,9]`.
+impl std::fmt::Debug for VolumeEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "e{}", self.number)?;
+        for t in &self.truncations {
+            write!(f, " void({},{}]", t.after, t.upto)?;
+        }
+        Ok(())
+    }
+}
+
+impl VolumeEpoch {
+    /// The volume as created: the first epoch, nothing truncated.
+    pub fn first() -> Self {
+        VolumeEpoch {
+            number: FIRST_EPOCH,
+            truncations: Vec::new(),
         }
     }
 }
@@ -77,6 +168,15 @@ pub enum Msg {
         req: ReqId,
         /// The LSN the write was given.
         lsn: Lsn,
+        /// The epoch of the writer that acknowledged it.
+        #[serde(default = "first_epoch")]
+        epoch: Epoch,
+    },
+    /// Writer → client: this instance is not (or no longer) the writer: its lease has expired or
+    /// a newer epoch fenced it. Ask the control plane for the current writer.
+    NotWriter {
+        /// The request refused.
+        req: ReqId,
     },
     /// Writer → client: the result of a read.
     ReadOk {
@@ -89,6 +189,9 @@ pub enum Msg {
     Append {
         /// The record to persist.
         record: Record,
+        /// The writer's epoch and the truncations up to it.
+        #[serde(default = "VolumeEpoch::first")]
+        volume: VolumeEpoch,
     },
     /// Segment → writer: the record is durable; the segment's SCL is `scl`.
     Ack {
@@ -107,6 +210,9 @@ pub enum Msg {
         key: Key,
         /// The read point (the VDL when the read started).
         point: Lsn,
+        /// The writer's epoch: a segment that knows a newer one refuses.
+        #[serde(default = "first_epoch")]
+        epoch: Epoch,
     },
     /// Segment → writer: the answer to `ReadAt`; `None` when the segment refuses because the
     /// read point is above its SCL, in which case `scl` corrects the writer's bookkeeping.
@@ -122,13 +228,31 @@ pub enum Msg {
         /// The segment's SCL when it answered.
         scl: Lsn,
     },
-    /// Writer → segment: report your SCL (the quorum read of volume open).
-    OpenQuery,
+    /// Writer → segment: report your SCL (the quorum read of volume open). The segment first
+    /// adopts the epoch, so that once a read quorum has answered, the old writer can no longer
+    /// reach a write quorum.
+    OpenQuery {
+        /// The opening writer's epoch.
+        #[serde(default = "first_epoch")]
+        epoch: Epoch,
+    },
     /// Segment → writer: the answer to `OpenQuery`.
     SclReport {
         /// The segment's SCL.
         scl: Lsn,
+        /// The truncation ranges the segment knows of.
+        #[serde(default)]
+        truncations: Vec<Truncation>,
     },
+    /// Segment → writer: refused, because the segment has seen a newer epoch.
+    Fenced {
+        /// The segment's epoch.
+        epoch: Epoch,
+        /// The LSN of the Append refused, if it was one.
+        lsn: Option<Lsn>,
+    },
+    /// Control plane → writer: your lease is renewed; keep serving reads.
+    LeaseGrant,
     /// Segment → peer segment (gossip): send me every record you hold from LSN `from` on.
     GossipPull {
         /// The first LSN the asking segment lacks (its SCL + 1).

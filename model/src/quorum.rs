@@ -49,8 +49,8 @@
 
 use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use crate::client::{Client, Op};
-use crate::config::{Config, SEGMENTS};
-use crate::msg::{Lsn, Msg, Record, ReqId};
+use crate::config::{Config, READ_QUORUM, SEGMENTS};
+use crate::msg::{Epoch, Lsn, Msg, Record, ReqId, FIRST_EPOCH};
 use crate::storage_node::StorageNode;
 use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use crate::writer::Choice;
@@ -69,6 +69,11 @@ pub const APP_CLIENT: usize = SEGMENTS + 1;
 pub const READER_CLIENT: usize = SEGMENTS + 2;
 /// Most segments whose disks may be lost: an AZ plus one.
 pub const MAX_DOWN: usize = 3;
+/// Id of the writer the `failover` model promotes (after the reader client, always present
+/// there).
+pub const NEW_WRITER: usize = SEGMENTS + 3;
+/// Id of the promoted writer's client in the `failover` model.
+pub const NEW_CLIENT: usize = SEGMENTS + 4;
 
 /// A readable name for an actor of this model: `seg3/az1`, `writer`, `app`, `reader`.
 pub fn actor_name(id: Id) -> String {
@@ -77,6 +82,8 @@ pub fn actor_name(id: Id) -> String {
         WRITER => "writer".into(),
         APP_CLIENT => "app".into(),
         READER_CLIENT => "reader".into(),
+        NEW_WRITER => "new-writer".into(),
+        NEW_CLIENT => "new-app".into(),
         i => format!("actor{i}"),
     }
 }
@@ -87,6 +94,14 @@ fn describe_choice(choice: &Choice) -> String {
         Choice::ReadFrom { segment, .. } => format!("read from {}", actor_name(Id::from(*segment))),
         Choice::Ask { segment } => format!("ask {}", actor_name(Id::from(*segment))),
         Choice::PullFrom { segment } => format!("pull from {}", actor_name(Id::from(*segment))),
+        Choice::Quorum { segments } => format!(
+            "query {}",
+            (0..SEGMENTS)
+                .filter(|i| segments & (1 << i) != 0)
+                .map(|i| actor_name(Id::from(i)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -105,6 +120,8 @@ pub struct Bounds {
     pub lossy: bool,
     /// Whether timers may fire spuriously, before the segment they wait for is really gone.
     pub spurious_timeouts: bool,
+    /// Whether segments repair gaps by gossip (the `failover` model; `gossip` always does).
+    pub gossip: bool,
 }
 
 impl Bounds {
@@ -119,7 +136,7 @@ impl Bounds {
 }
 
 /// The defaults of `sixfold check`: every property, every `sometimes` and every mutant is
-/// exercised (130 k unique states, seconds on two cores).
+/// exercised (42 k unique states, seconds on two cores).
 impl Default for Bounds {
     fn default() -> Self {
         Bounds {
@@ -129,6 +146,7 @@ impl Default for Bounds {
             losses: 1,
             lossy: false,
             spurious_timeouts: false,
+            gossip: false,
         }
     }
 }
@@ -169,6 +187,22 @@ pub struct Ghost {
     pub drops: u8,
     /// A gossip push filled (part of) a gap.
     pub gossip_filled: bool,
+    /// The newest recovery: its epoch and the VDL it kept (set when the new writer opens).
+    pub recovered: Option<(Epoch, Lsn)>,
+    /// A recovery kept less than what had been acknowledged (durability across failover).
+    pub lost_commit: bool,
+    /// A superseded writer acknowledged a record above what the recovery kept.
+    pub stale_commit: bool,
+    /// A read returned a record a recovery voided (an older epoch's record above its VDL).
+    pub resurrected_read: bool,
+    /// A writer of a later epoch than the first acknowledged a commit: a failover completed.
+    pub failover_commit: bool,
+    /// A segment refused an Append from a superseded epoch.
+    pub zombie_refused: bool,
+    /// A segment dropped a record because a truncation voided it.
+    pub truncated: bool,
+    /// The control plane has promoted the new writer.
+    pub promoted: bool,
 }
 
 /// The state of the quorum model: stateright's actor-system state with our ghost history.
@@ -183,6 +217,9 @@ pub enum QuorumAction {
     Restart(Id),
     /// The segment's disk is gone for good.
     LoseDisk(Id),
+    /// The control plane promotes the new writer: the old writer's lease has run out (its
+    /// `Lease` timer fires) and the new writer starts, in the next epoch.
+    Promote,
 }
 
 /// The quorum model: an `ActorModel` of the protocol wrapped to add disk loss and to confine
@@ -197,6 +234,8 @@ pub struct QuorumModel {
     pub gossip: bool,
     /// The model's name in trace headers.
     pub name: &'static str,
+    /// Whether a standby writer ([`NEW_WRITER`]) waits to be promoted (the `failover` model).
+    pub failover: bool,
 }
 
 impl Ghost {
@@ -205,7 +244,14 @@ impl Ghost {
     pub fn observe_send(&self, src: Id, dst: Id, msg: &Msg) -> Option<Ghost> {
         let mut h = self.clone();
         match msg {
-            Msg::WriteOk { lsn, .. } => h.committed = h.committed.max(*lsn),
+            Msg::WriteOk { lsn, epoch, .. } => {
+                h.committed = h.committed.max(*lsn);
+                if let Some((e, kept)) = h.recovered {
+                    h.stale_commit |= *epoch < e && *lsn > kept;
+                }
+                h.failover_commit |= *epoch > FIRST_EPOCH;
+            }
+            Msg::Fenced { lsn: Some(_), .. } if !h.zombie_refused => h.zombie_refused = true,
 
             Msg::Read { req, .. } => h.open_reads.push(OpenRead {
                 client: src,
@@ -214,7 +260,18 @@ impl Ghost {
             }),
             Msg::ReadReply {
                 version: Some(v), ..
-            } if v.lsn > h.committed => h.uncommitted_read = true,
+            } => {
+                let kept = h.recovered.map_or(0, |(_, kept)| kept);
+                let resurrected = h
+                    .recovered
+                    .is_some_and(|(e, _)| v.epoch < e && v.lsn > kept);
+                let uncommitted = v.lsn > h.committed.max(kept);
+                if !resurrected && !uncommitted {
+                    return None;
+                }
+                h.resurrected_read |= resurrected;
+                h.uncommitted_read |= uncommitted;
+            }
             Msg::ReadOk { req, version } => {
                 let at = h
                     .open_reads
@@ -229,20 +286,34 @@ impl Ghost {
         Some(h)
     }
 
-    /// Durability: every LSN up to `committed` is held in the saved log of enough surviving
+    /// A writer of `epoch` opened the volume after recovering up to `vdl`: from now on, nothing
+    /// an older writer acknowledges above `vdl` is a real commit, and if something above it had
+    /// already been acknowledged, the recovery lost it. The `failover` model and replay both call
+    /// this when they see a writer of a later epoch than the first open.
+    pub fn observe_recovery(&mut self, epoch: Epoch, vdl: Lsn) {
+        self.recovered = Some((epoch, vdl));
+        self.lost_commit |= self.committed > vdl;
+    }
+
+    /// Durability: every LSN up to `committed` (other than truncated ones, which hold no record)
+    /// is held in the saved log of enough surviving
     /// segments (`storages` by segment index, `lost` a bitset) that every read quorum of
-    /// surviving segments contains it.
-    pub fn durable(&self, cfg: &Config, storages: &[Option<NodeStorage>]) -> bool {
+    /// surviving segments (three, the geometry's, whatever quorum a mutant uses) contains it.
+    pub fn durable(&self, storages: &[Option<NodeStorage>]) -> bool {
         let lost = self.lost;
         let survivors = SEGMENTS - lost.count_ones() as usize;
         (1..=self.committed).all(|lsn| {
             let holders = (0..SEGMENTS)
                 .filter(|&i| lost & (1 << i) == 0)
-                .filter(|&i| {
-                    matches!(&storages[i], Some(NodeStorage::Segment(log)) if log.contains(lsn))
+                .filter(|&i| match &storages[i] {
+                    // A truncated LSN holds no record: knowing the range is holding it.
+                    Some(NodeStorage::Segment(log)) => {
+                        log.contains(lsn) || log.truncations().iter().any(|t| t.covers(lsn))
+                    }
+                    None => false,
                 })
                 .count();
-            survivors - holders < cfg.read_quorum
+            survivors - holders < READ_QUORUM
         })
     }
 }
@@ -254,25 +325,56 @@ fn record_out(_cfg: &Config, h: &Ghost, env: Envelope<&Msg>) -> Option<Ghost> {
 impl QuorumModel {
     /// The model of the protocol configured by `cfg`, explored within `bounds`.
     pub fn new(cfg: Config, bounds: Bounds) -> Self {
+        Self::build(cfg, bounds, false)
+    }
+
+    /// The same system with a standby writer ([`NEW_WRITER`], epoch 2) that the control plane
+    /// may promote once, and its client ([`NEW_CLIENT`]), which writes one value and reads it
+    /// back. The old writer stays up as a zombie (see [`crate::failover`]).
+    pub fn with_failover(cfg: Config, bounds: Bounds) -> Self {
+        Self::build(cfg, bounds, true)
+    }
+
+    fn build(cfg: Config, bounds: Bounds, failover: bool) -> Self {
         let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
         let writer = Id::from(WRITER);
         let app_script: Vec<Op> = (1..=bounds.writes as u64)
             .flat_map(|v| [Op::Write(0, 10 * v), Op::Read(0)])
+            // In `failover` the old writer's client only writes: after promotion its reads are
+            // refused by the lease rule, and the reads that matter are the new client's.
+            .filter(|o| !(failover && matches!(o, Op::Read(_))))
             .collect();
         let reader_script = vec![Op::Read(0); bounds.reads as usize];
 
         let mut inner = ActorModel::new(cfg, Ghost::default())
             .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode::new(cfg))))
-            .actor(Node::Writer(Writer { cfg, segments }))
+            .actor(Node::Writer(Writer {
+                cfg,
+                segments,
+                epoch: FIRST_EPOCH,
+            }))
             .actor(Node::Client(Client {
                 writer,
                 script: app_script,
             }));
-        if bounds.reads > 0 {
+        if bounds.reads > 0 || failover {
             inner = inner.actor(Node::Client(Client {
                 writer,
                 script: reader_script,
             }));
+        }
+        if failover {
+            let value = 10 * (u64::from(bounds.writes) + 1);
+            inner = inner
+                .actor(Node::Writer(Writer {
+                    cfg,
+                    segments,
+                    epoch: FIRST_EPOCH + 1,
+                }))
+                .actor(Node::Client(Client {
+                    writer: Id::from(NEW_WRITER),
+                    script: vec![Op::Write(0, value), Op::Read(0)],
+                }));
         }
         let actor_count = inner.actors.len();
         let inner = inner
@@ -289,8 +391,9 @@ impl QuorumModel {
         QuorumModel {
             inner,
             bounds,
-            gossip: false,
-            name: "quorum",
+            gossip: failover && bounds.gossip,
+            name: if failover { "failover" } else { "quorum" },
+            failover,
         }
     }
 
@@ -319,19 +422,58 @@ impl QuorumModel {
         state
     }
 
-    /// Whether the writer is still opening and some segment it asked will never answer.
-    fn open_is_stuck(&self, state: &QuorumState) -> bool {
-        match &*state.actor_states[WRITER] {
-            NodeState::Writer(w) => w
-                .opening
-                .is_some_and(|answered| w.queried & !answered & state.history.lost != 0),
-            _ => false,
+    /// Whether a message that may bring records (an Append or a gossip push) is on its way to
+    /// the segment. In the `failover` model a segment pulls only when none is: gossip there
+    /// repairs what recovery left behind, not Appends that are merely late (the `gossip` model
+    /// covers those races).
+    fn records_in_flight(state: &QuorumState, id: Id) -> bool {
+        state
+            .network
+            .iter_all()
+            .any(|e| e.dst == id && matches!(e.msg, Msg::Append { .. } | Msg::GossipPush { .. }))
+    }
+
+    /// Messages whose delivery can never change anything again: a late `SclReport` to a writer
+    /// that has opened, a `Fenced` to a writer already deposed, a
+    /// `NotWriter` (the scripted clients do not redirect). Stateright leaves a message whose
+    /// delivery is a no-op in the network, so without this, states would differ only in such dead
+    /// letters.
+    fn forget_dead_letters(mut state: QuorumState) -> QuorumState {
+        let dead = |e: &Envelope<&Msg>| {
+            let w = state
+                .actor_states
+                .get(usize::from(e.dst))
+                .and_then(|s| s.as_writer());
+            match (e.msg, w) {
+                (Msg::NotWriter { .. }, _) => true,
+                (Msg::SclReport { .. }, Some(w)) => w.opening.is_none(),
+                (Msg::Fenced { .. }, Some(w)) => w.deposed,
+                _ => false,
+            }
+        };
+        if state.network.iter_all().any(|e| dead(&e)) {
+            let kept: Vec<_> = state
+                .network
+                .iter_all()
+                .filter(|e| !dead(e))
+                .map(|e| e.to_cloned_msg())
+                .collect();
+            state.network = Network::new_unordered_nonduplicating(kept);
         }
+        state
+    }
+
+    /// Whether a writer is still opening and some segment it asked will never answer.
+    fn open_is_stuck(&self, state: &QuorumState, writer: usize) -> bool {
+        state.actor_states[writer]
+            .as_writer()
+            .and_then(|w| w.opening.map(|answered| w.queried & !answered))
+            .is_some_and(|waiting| waiting & state.history.lost != 0)
     }
 
     /// Whether every committed LSN is on enough surviving segments (see [`Ghost::durable`]).
     pub fn durable(&self, state: &QuorumState) -> bool {
-        state.history.durable(self.cfg(), &state.actor_storages)
+        state.history.durable(&state.actor_storages)
     }
 
     /// Replays `path` on the inner actor model, mapping disk loss to a crash, for drawing.
@@ -339,7 +481,7 @@ impl QuorumModel {
         &self,
         path: &Path<QuorumState, QuorumAction>,
     ) -> Option<Path<QuorumState, ActorModelAction<Msg, crate::actor::NodeTimer, Choice>>> {
-        let init = self.inner.init_states().into_iter().next()?;
+        let init = self.init_states().into_iter().next()?;
         let actions: Vec<_> = path
             .clone()
             .into_actions()
@@ -350,6 +492,10 @@ impl QuorumModel {
                     vec![ActorModelAction::Crash(id), ActorModelAction::Recover(id)]
                 }
                 QuorumAction::LoseDisk(id) => vec![ActorModelAction::Crash(id)],
+                QuorumAction::Promote => vec![
+                    ActorModelAction::Timeout(Id::from(WRITER), NodeTimer::Lease),
+                    ActorModelAction::Recover(Id::from(NEW_WRITER)),
+                ],
             })
             .collect();
         Path::from_actions(&self.inner, init, &actions)
@@ -361,7 +507,22 @@ impl Model for QuorumModel {
     type Action = QuorumAction;
 
     fn init_states(&self) -> Vec<QuorumState> {
-        self.inner.init_states()
+        let mut states = self.inner.init_states();
+        if self.failover {
+            // The standby writer is down until promoted: nothing of its start survives.
+            for s in &mut states {
+                s.crashed[NEW_WRITER] = true;
+                s.timers_set[NEW_WRITER].cancel_all();
+                s.random_choices[NEW_WRITER].map.clear();
+                s.network = Network::new_unordered_nonduplicating(
+                    s.network
+                        .iter_all()
+                        .filter(|e| usize::from(e.src) != NEW_WRITER)
+                        .map(|e| e.to_cloned_msg()),
+                );
+            }
+        }
+        states
     }
 
     fn actions(&self, state: &QuorumState, actions: &mut Vec<QuorumAction>) {
@@ -373,14 +534,20 @@ impl Model for QuorumModel {
                 .into_iter()
                 .filter(|a| match a {
                     ActorModelAction::Crash(_) | ActorModelAction::Recover(_) => false,
-                    ActorModelAction::Timeout(_, NodeTimer::Gossip) => self.gossip,
-                    ActorModelAction::Timeout(..) => {
-                        self.bounds.spurious_timeouts || self.open_is_stuck(state)
+                    ActorModelAction::Timeout(id, NodeTimer::Gossip) => {
+                        self.gossip && (!self.failover || !Self::records_in_flight(state, *id))
+                    }
+                    ActorModelAction::Timeout(_, NodeTimer::Lease) => false,
+                    ActorModelAction::Timeout(id, NodeTimer::OpenRetry) => {
+                        self.bounds.spurious_timeouts || self.open_is_stuck(state, usize::from(*id))
                     }
                     _ => true,
                 })
                 .map(QuorumAction::Actor),
         );
+        if self.failover && !state.history.promoted {
+            actions.push(QuorumAction::Promote);
+        }
         for i in (0..SEGMENTS).filter(|i| lost & (1 << i) == 0) {
             if state.history.crashes < self.bounds.crashes {
                 actions.push(QuorumAction::Restart(Id::from(i)));
@@ -413,6 +580,17 @@ impl Model for QuorumModel {
             }
             QuorumAction::Actor(a) => {
                 let next = self.inner.next_state(last, a)?;
+                Some(Self::forget_dead_letters(Self::forget_lost(next)))
+            }
+            QuorumAction::Promote => {
+                let expired = self.inner.next_state(
+                    last,
+                    ActorModelAction::Timeout(Id::from(WRITER), NodeTimer::Lease),
+                )?;
+                let mut next = self
+                    .inner
+                    .next_state(&expired, ActorModelAction::Recover(Id::from(NEW_WRITER)))?;
+                next.history.promoted = true;
                 Some(Self::forget_lost(next))
             }
             QuorumAction::LoseDisk(id) => {
@@ -447,6 +625,11 @@ impl Model for QuorumModel {
             QuorumAction::Actor(a) => self.inner.format_action(a),
             QuorumAction::Restart(id) => format!("{} crashes and restarts", actor_name(*id)),
             QuorumAction::LoseDisk(id) => format!("{} loses its disk for good", actor_name(*id)),
+            QuorumAction::Promote => format!(
+                "control plane: {}'s lease runs out, {} is promoted",
+                actor_name(Id::from(WRITER)),
+                actor_name(Id::from(NEW_WRITER))
+            ),
         }
     }
 
@@ -469,6 +652,7 @@ impl Model for QuorumModel {
                     storage: last.actor_storages[usize::from(id)].clone(),
                 },
             ),
+            QuorumAction::Promote => (Id::from(NEW_WRITER), Input::Start { storage: None }),
             QuorumAction::Actor(_) | QuorumAction::LoseDisk(_) => return None,
         };
         let i = usize::from(id);
@@ -559,7 +743,7 @@ impl QuorumModel {
             storages: vec![None; actors.len()],
             lines,
         };
-        for i in 0..actors.len() {
+        for i in (0..actors.len()).filter(|&i| !(self.failover && i == NEW_WRITER)) {
             rec.step(i, Input::Start { storage: None });
         }
         for action in path.clone().into_actions() {
@@ -585,6 +769,15 @@ impl QuorumModel {
                     rec.step(i, Input::Start { storage });
                 }
                 QuorumAction::LoseDisk(id) => rec.step(id.into(), Input::LoseDisk),
+                QuorumAction::Promote => {
+                    rec.step(
+                        WRITER,
+                        Input::Timer {
+                            timer: NodeTimer::Lease,
+                        },
+                    );
+                    rec.step(NEW_WRITER, Input::Start { storage: None });
+                }
             }
         }
         rec.lines

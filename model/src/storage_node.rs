@@ -1,5 +1,13 @@
 //! The storage node (segment): persist, then ack with SCL; serve single-node reads within SCL.
 //!
+//! **Epochs and truncation.** Every writer request carries the writer's epoch. A segment that has
+//! seen a newer epoch refuses it with `Fenced` (a superseded writer's writes, reads and queries
+//! all bounce); one that sees a newer epoch adopts it, durably, before acting. Writes also carry
+//! every truncation range declared so far: the segment drops the
+//! records they void, never inserts one again (from the writer or from gossip), and counts the
+//! ranges as complete when it computes SCL. The epoch and the ranges are part of the saved log,
+//! so a restart forgets neither.
+//!
 //! Segments have no vote. They never wait for one another and never refuse a record: they make it
 //! durable (`Out::save`), then acknowledge it with their SCL so the writer can advance PGCL.
 //!
@@ -17,7 +25,7 @@
 use crate::actor::{Node, NodeStorage, NodeTimer};
 use crate::config::{Config, Mutant, SEGMENTS};
 use crate::log::Log;
-use crate::msg::Msg;
+use crate::msg::{Epoch, Msg};
 use crate::writer::Choice;
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
@@ -30,9 +38,10 @@ pub const GOSSIP: Range<Duration> = Duration::from_millis(100)..Duration::from_m
 /// The `choose_random` key of the gossip peer choice.
 const GOSSIP_CHOICE: &str = "gossip";
 
-/// Whether the log holds a record above SCL + 1: a gap the segment can see.
+/// Whether the segment knows of an LSN above SCL + 1 (a record, or the end of a truncation
+/// range): a gap it can see.
 pub fn has_gap(log: &Log) -> bool {
-    log.records().last().is_some_and(|r| r.lsn > log.scl())
+    log.horizon() > log.scl()
 }
 
 /// A segment's step functions. The volatile state and the durable storage are both a [`Log`]:
@@ -90,26 +99,50 @@ impl StorageNode {
         }
     }
 
+    /// Whether a request from `epoch` must be refused: the segment has seen a newer epoch.
+    fn fenced(&self, log: &Log, epoch: Epoch) -> bool {
+        epoch < log.epoch() && !self.cfg.is(Mutant::NoFencing)
+    }
+
+    /// Save `saved` and make `log` the new state, arming or cancelling the gossip timer if a
+    /// gap opened or closed.
+    fn commit(&self, state: &mut Cow<Log>, log: Log, saved: Log, o: &mut Out<Node>) {
+        o.save(NodeStorage::Segment(saved));
+        match (has_gap(state), has_gap(&log)) {
+            (false, true) => o.set_timer(NodeTimer::Gossip, GOSSIP),
+            (true, false) => o.cancel_timer(NodeTimer::Gossip),
+            _ => {}
+        }
+        *state.to_mut() = log;
+    }
+
     /// Handle one message; `o` collects the sends and the save.
     pub fn on_msg(&self, state: &mut Cow<Log>, src: Id, msg: Msg, o: &mut Out<Node>) {
         match msg {
-            Msg::Append { record } => {
-                if !state.contains(record.lsn) {
-                    let gap_before = has_gap(state);
-                    let log = state.to_mut();
-                    if self.cfg.is(Mutant::AckBeforePersist) {
+            Msg::Append { record, volume } => {
+                if self.fenced(state, volume.number) {
+                    let epoch = state.epoch();
+                    o.send(
+                        src,
+                        Msg::Fenced {
+                            epoch,
+                            lsn: Some(record.lsn),
+                        },
+                    );
+                    return;
+                }
+                let mut log = state.as_ref().clone();
+                let adopted = log.adopt(&volume);
+                let before = log.clone();
+                let inserted = log.insert(record);
+                if adopted || inserted {
+                    let saved = if inserted && self.cfg.is(Mutant::AckBeforePersist) {
                         // The write-back lags: what reaches disk is the log before this record.
-                        o.save(NodeStorage::Segment(log.clone()));
-                        log.insert(record);
+                        before
                     } else {
-                        log.insert(record);
-                        o.save(NodeStorage::Segment(log.clone()));
-                    }
-                    match (gap_before, has_gap(log)) {
-                        (false, true) => o.set_timer(NodeTimer::Gossip, GOSSIP),
-                        (true, false) => o.cancel_timer(NodeTimer::Gossip),
-                        _ => {}
-                    }
+                        log.clone()
+                    };
+                    self.commit(state, log, saved, o);
                 }
                 o.send(
                     src,
@@ -124,7 +157,13 @@ impl StorageNode {
                 req,
                 key,
                 point,
+                epoch,
             } => {
+                if self.fenced(state, epoch) {
+                    let epoch = state.epoch();
+                    o.send(src, Msg::Fenced { epoch, lsn: None });
+                    return;
+                }
                 let scl = state.scl();
                 let version = if self.cfg.is(Mutant::ReadUnbounded) {
                     Some(state.read_at(key, u64::MAX))
@@ -144,7 +183,25 @@ impl StorageNode {
                     },
                 );
             }
-            Msg::OpenQuery => o.send(src, Msg::SclReport { scl: state.scl() }),
+            Msg::OpenQuery { epoch } => {
+                if self.fenced(state, epoch) {
+                    let epoch = state.epoch();
+                    o.send(src, Msg::Fenced { epoch, lsn: None });
+                    return;
+                }
+                if epoch > state.epoch() {
+                    let mut log = state.as_ref().clone();
+                    log.raise_epoch(epoch);
+                    self.commit(state, log.clone(), log, o);
+                }
+                o.send(
+                    src,
+                    Msg::SclReport {
+                        scl: state.scl(),
+                        truncations: state.truncations().to_vec(),
+                    },
+                );
+            }
             Msg::GossipPull { from } => {
                 let records = state
                     .records()
@@ -158,7 +215,11 @@ impl StorageNode {
                 let mut log = state.as_ref().clone();
                 let mut grew = false;
                 for r in records {
-                    grew |= log.insert(r);
+                    grew |= if self.cfg.is(Mutant::GossipIgnoresTruncation) {
+                        log.insert_unchecked(r)
+                    } else {
+                        log.insert(r)
+                    };
                 }
                 if grew {
                     o.save(NodeStorage::Segment(log.clone()));

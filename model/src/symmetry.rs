@@ -28,7 +28,7 @@
 
 use crate::actor::NodeState;
 use crate::config::SEGMENTS;
-use crate::quorum::{QuorumState, WRITER};
+use crate::quorum::QuorumState;
 use crate::writer::Choice;
 use stateright::actor::{Envelope, Id, Network, RandomChoices};
 use std::hash::{Hash, Hasher};
@@ -49,12 +49,16 @@ fn permute_bits(bits: u8, perm: &[usize; SEGMENTS]) -> u8 {
         .fold(0, |acc, i| acc | 1 << perm[i])
 }
 
+/// The actors (by index) that are writers: their bookkeeping names segments by number.
+fn writers(state: &QuorumState) -> Vec<usize> {
+    (SEGMENTS..state.actor_states.len())
+        .filter(|&i| state.actor_states[i].as_writer().is_some())
+        .collect()
+}
+
 /// The canonical representative of `state` under relabelling of the six segments.
 pub fn canonical(state: &QuorumState) -> QuorumState {
-    let writer = match &*state.actor_states[WRITER] {
-        NodeState::Writer(w) => w,
-        _ => return state.clone(),
-    };
+    let writers = writers(state);
     // Each segment's signature: a hash of everything observably its own. Messages are folded in
     // with a commutative sum of per-message hashes, so their order in the network is irrelevant.
     // A segment at the other end of a gossip message is hashed as "a segment", not by number.
@@ -75,12 +79,28 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
             flows[dst] = flows[dst].wrapping_add(hash_of(&(false, peer(env.src), env.msg)));
         }
     }
-    // Options the writer has offered (read routes, segments to ask) belong to their segment too.
+    // Options a writer has offered about one segment (read routes, segments to ask) belong to
+    // that segment too; a recovering writer's quorum offer is always every quorum, so it names
+    // no segment in particular.
     let mut offers = [0u64; SEGMENTS];
-    for (key, choices) in state.random_choices[WRITER].map.iter() {
-        for c in choices {
-            let i = c.segment();
-            offers[i] = offers[i].wrapping_add(hash_of(&(key, c.with_segment(0))));
+    let mut books = [0u64; SEGMENTS];
+    for &w in &writers {
+        for (key, choices) in state.random_choices[w].map.iter() {
+            for c in choices {
+                if let Some(i) = c.segment() {
+                    let me = c.relabel(&[0; SEGMENTS]);
+                    offers[i] = offers[i].wrapping_add(hash_of(&(w, key, me)));
+                }
+            }
+        }
+        let writer = state.actor_states[w].as_writer().expect("a writer");
+        for (i, book) in books.iter_mut().enumerate() {
+            *book = book.wrapping_add(hash_of(&(
+                w,
+                writer.scl[i],
+                writer.opening.map(|b| b & (1 << i) != 0),
+                writer.queried & (1 << i) != 0,
+            )));
         }
     }
     // A segment's own pending gossip choice always offers every peer: only its presence counts.
@@ -92,9 +112,7 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
             &state.actor_storages[i],
             state.crashed[i],
             state.history.lost & (1 << i) != 0,
-            writer.scl[i],
-            writer.opening.map(|b| b & (1 << i) != 0),
-            writer.queried & (1 << i) != 0,
+            books[i],
             flows[i],
             offers[i],
             &state.timers_set[i],
@@ -109,12 +127,22 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
     permute(state, &order)
 }
 
+/// Relabel the segments named in a set of random choices.
+fn relabel_choices(
+    choices: &RandomChoices<Choice>,
+    perm: &[usize; SEGMENTS],
+) -> RandomChoices<Choice> {
+    let mut out = RandomChoices::default();
+    for (key, options) in choices.map.iter() {
+        let mut moved: Vec<Choice> = options.iter().map(|c| c.relabel(perm)).collect();
+        moved.sort();
+        out.insert(key.clone(), moved);
+    }
+    out
+}
+
 /// The same state with its segments relabelled: segment `order[new]` becomes segment `new`.
 pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
-    let writer = match &*state.actor_states[WRITER] {
-        NodeState::Writer(w) => w,
-        _ => return state.clone(),
-    };
     // order[new] = old; perm[old] = new.
     let mut perm = [0usize; SEGMENTS];
     for (new, &old) in order.iter().enumerate() {
@@ -126,35 +154,20 @@ pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
         next.actor_storages[new] = state.actor_storages[old].clone();
         next.crashed[new] = state.crashed[old];
         next.timers_set[new] = state.timers_set[old].clone();
-        let mut pulls = RandomChoices::default();
-        for (key, choices) in state.random_choices[old].map.iter() {
-            let mut moved: Vec<Choice> = choices
-                .iter()
-                .map(|c| c.with_segment(perm[c.segment()]))
-                .collect();
-            moved.sort();
-            pulls.insert(key.clone(), moved);
+        next.random_choices[new] = relabel_choices(&state.random_choices[old], &perm);
+    }
+    for w in writers(state) {
+        let writer = state.actor_states[w].as_writer().expect("a writer");
+        let mut moved = writer.clone();
+        for (new, &old) in order.iter().enumerate() {
+            moved.scl[new] = writer.scl[old];
         }
-        next.random_choices[new] = pulls;
+        moved.opening = writer.opening.map(|b| permute_bits(b, &perm));
+        moved.queried = permute_bits(writer.queried, &perm);
+        next.actor_states[w] = Arc::new(NodeState::Writer(moved));
+        next.random_choices[w] = relabel_choices(&state.random_choices[w], &perm);
     }
-    let mut w = writer.clone();
-    for (new, &old) in order.iter().enumerate() {
-        w.scl[new] = writer.scl[old];
-    }
-    w.opening = writer.opening.map(|b| permute_bits(b, &perm));
-    w.queried = permute_bits(writer.queried, &perm);
-    next.actor_states[WRITER] = Arc::new(NodeState::Writer(w));
     next.history.lost = permute_bits(state.history.lost, &perm);
-    let mut offers = RandomChoices::default();
-    for (key, choices) in state.random_choices[WRITER].map.iter() {
-        let mut moved: Vec<Choice> = choices
-            .iter()
-            .map(|c| c.with_segment(perm[c.segment()]))
-            .collect();
-        moved.sort();
-        offers.insert(key.clone(), moved);
-    }
-    next.random_choices[WRITER] = offers;
     next.network =
         Network::new_unordered_nonduplicating(state.network.iter_all().map(|e| Envelope {
             src: relabel(e.src, &perm),

@@ -12,7 +12,7 @@
 use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use crate::client::{Client, Op};
 use crate::config::{Config, SEGMENTS};
-use crate::msg::Msg;
+use crate::msg::{Epoch, Msg, FIRST_EPOCH};
 use crate::storage_node::StorageNode;
 use crate::writer::{Choice, Writer};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,9 @@ pub enum ActorSpec {
     Writer {
         /// Segment actor ids, by segment index.
         segments: [usize; SEGMENTS],
+        /// The epoch it opens the volume in.
+        #[serde(default = "first_epoch")]
+        epoch: Epoch,
     },
     /// A scripted client of the writer.
     Client {
@@ -49,6 +52,7 @@ impl ActorSpec {
             Node::Segment(_) => ActorSpec::Segment,
             Node::Writer(w) => ActorSpec::Writer {
                 segments: w.segments.map(usize::from),
+                epoch: w.epoch,
             },
             Node::Client(c) => ActorSpec::Client {
                 writer: c.writer.into(),
@@ -61,9 +65,10 @@ impl ActorSpec {
     pub fn build(&self, cfg: Config) -> Node {
         match self {
             ActorSpec::Segment => Node::Segment(StorageNode::new(cfg)),
-            ActorSpec::Writer { segments } => Node::Writer(Writer {
+            ActorSpec::Writer { segments, epoch } => Node::Writer(Writer {
                 cfg,
                 segments: segments.map(Id::from),
+                epoch: *epoch,
             }),
             ActorSpec::Client { writer, script } => Node::Client(Client {
                 writer: Id::from(*writer),
@@ -71,6 +76,10 @@ impl ActorSpec {
             }),
         }
     }
+}
+
+fn first_epoch() -> Epoch {
+    FIRST_EPOCH
 }
 
 /// The first line of a trace.

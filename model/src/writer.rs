@@ -19,10 +19,33 @@
 //!   unique states) for no extra behaviour worth checking. The
 //!   writer accepts no client request until a read quorum has answered; it then starts
 //!   allocating above the highest SCL it heard of.
+//! - **Recovery** (any epoch after the first) is that same quorum read followed by a truncation.
+//!   The query carries the new epoch and segments adopt it before they answer, so once a read
+//!   quorum has answered, at most three segments still accept the old writer and it can never
+//!   again reach a write quorum. **[choice]** Fencing at the query, not after the truncation as
+//!   the papers order it: otherwise the old writer could commit a record between the read and the
+//!   bump, and the truncation would then void an acknowledged commit. The recovered VDL is the
+//!   highest SCL of the quorum (every commit was on four segments, so on at least one of any
+//!   three, with its whole prefix). The writer declares the range (VDL, VDL + LAL] void, which
+//!   covers every LSN the old writer may have allocated; new LSNs start above it.
+//!   **[choice]** The new epoch and the truncation ride on every Append of the new writer (a
+//!   segment adopts both, durably, before it acks), instead of a separate round to all six
+//!   segments first: no commit of the new epoch can be acknowledged before both are on a write
+//!   quorum together with the whole recovered prefix (an ack's SCL covers it), and until then the
+//!   writer serves reads at the recovered VDL only, where nothing was truncated. It saves a round
+//!   trip on failover and a fan-out of messages that multiplied the `failover` model's states.
+//! - **Fenced.** A segment that has seen a newer epoch answers `Fenced`; the writer is then
+//!   deposed: it refuses new requests with `NotWriter`.
+//! - **Lease.** Epochs fence writes, not reads: a single segment cannot tell that a newer writer
+//!   exists. So a writer serves reads only while it holds a lease (the [`NodeTimer::Lease`] timer,
+//!   re-armed by the control plane's `LeaseGrant`), and the control plane promotes a new writer
+//!   only after the old lease has run out. **[choice]** Writes do not check the lease: a writer
+//!   that has not noticed, or a paused process that resumes, may still send them, and fencing
+//!   alone must stop them; the models' zombie writer does exactly that.
 
 use crate::actor::{Node, NodeTimer};
 use crate::config::{Config, Mutant, SEGMENTS};
-use crate::msg::{Key, Lsn, Msg, Record, ReqId};
+use crate::msg::{Epoch, Key, Lsn, Msg, Record, ReqId, Truncation, VolumeEpoch, FIRST_EPOCH};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -30,6 +53,9 @@ use std::time::Duration;
 
 /// How long the writer waits for the first read quorum before asking the other segments.
 pub const OPEN_RETRY: Range<Duration> = Duration::from_millis(200)..Duration::from_millis(400);
+
+/// How long a lease lasts without a `LeaseGrant`; the control plane renews it well before.
+pub const LEASE: Range<Duration> = Duration::from_millis(600)..Duration::from_millis(601);
 
 /// How far LSN allocation may run ahead of VDL (Aurora's LAL), in records.
 pub const LAL: Lsn = 8;
@@ -63,24 +89,35 @@ pub enum Choice {
         /// Segment index of the peer.
         segment: usize,
     },
+    /// (A recovering writer's choice) the read quorum to query first, as a bitset.
+    Quorum {
+        /// The segments, one bit each.
+        segments: u8,
+    },
 }
 
 impl Choice {
-    /// The segment the choice is about.
-    pub fn segment(&self) -> usize {
+    /// The one segment the choice is about (`None` for a quorum).
+    pub fn segment(&self) -> Option<usize> {
         match self {
             Choice::ReadFrom { segment, .. }
             | Choice::Ask { segment }
-            | Choice::PullFrom { segment } => *segment,
+            | Choice::PullFrom { segment } => Some(*segment),
+            Choice::Quorum { .. } => None,
         }
     }
 
-    /// The same choice about another segment (for relabelling segments under symmetry).
-    pub fn with_segment(mut self, to: usize) -> Self {
+    /// The same choice with segment `i` renamed `perm[i]` (for symmetry reduction).
+    pub fn relabel(mut self, perm: &[usize; SEGMENTS]) -> Self {
         match &mut self {
             Choice::ReadFrom { segment, .. }
             | Choice::Ask { segment }
-            | Choice::PullFrom { segment } => *segment = to,
+            | Choice::PullFrom { segment } => *segment = perm[*segment],
+            Choice::Quorum { segments } => {
+                *segments = (0..SEGMENTS)
+                    .filter(|&i| *segments & (1 << i) != 0)
+                    .fold(0, |acc, i| acc | 1 << perm[i]);
+            }
         }
         self
     }
@@ -107,6 +144,12 @@ pub struct WriterState {
     pub opening: Option<u8>,
     /// Segments asked for their SCL so far, as a bitset.
     pub queried: u8,
+    /// Every truncation range declared up to this writer's epoch, its own included.
+    pub truncations: Vec<Truncation>,
+    /// Whether the lease is still held (reads are served only then).
+    pub lease: bool,
+    /// Whether a segment has answered `Fenced`: a newer writer exists.
+    pub deposed: bool,
     /// The highest LSN allocated so far.
     pub last_lsn: Lsn,
     /// Each segment's SCL as last reported to the writer (its read-routing bookkeeping).
@@ -130,6 +173,11 @@ impl std::fmt::Debug for WriterState {
             )?,
             None => write!(f, "open vdl={} last={}", self.vdl, self.last_lsn)?,
         }
+        if self.deposed {
+            write!(f, " deposed")?;
+        } else if !self.lease {
+            write!(f, " lease-expired")?;
+        }
         write!(f, " scl={:?}", self.scl)?;
         if !self.commit_queue.is_empty() {
             let q: Vec<Lsn> = self.commit_queue.iter().map(|p| p.lsn).collect();
@@ -151,22 +199,104 @@ pub struct Writer {
     pub cfg: Config,
     /// The segments of the protection group, by segment index.
     pub segments: [Id; SEGMENTS],
+    /// The epoch this writer opens the volume in (from the control plane).
+    pub epoch: Epoch,
+}
+
+impl WriterState {
+    /// Whether the writer accepts client requests: opened, not deposed.
+    pub fn is_open(&self) -> bool {
+        self.opening.is_none() && !self.deposed
+    }
 }
 
 impl Writer {
-    /// Start opening the volume: ask every segment for its SCL.
+    /// Start opening the volume in this writer's epoch: ask a read quorum for its SCL. The
+    /// volume's first writer asks the first three segments (they are all alike then); a
+    /// recovering writer leaves which three open as a [`Choice::Quorum`], since by then the
+    /// segments differ and the choice matters.
     pub fn on_start(&self, o: &mut Out<Node>) -> WriterState {
-        let first = self.cfg.read_quorum;
-        o.broadcast(&self.segments[..first], &Msg::OpenQuery);
-        o.set_timer(NodeTimer::OpenRetry, OPEN_RETRY);
+        let quorum = self.cfg.read_quorum;
+        let queried = if self.epoch == FIRST_EPOCH {
+            let first = (1u8 << quorum) - 1;
+            self.query(first, o);
+            first
+        } else {
+            let choices = (0u8..1 << SEGMENTS)
+                .filter(|b| b.count_ones() as usize == quorum)
+                .map(|segments| Choice::Quorum { segments })
+                .collect();
+            o.choose_random(OPEN_CHOICE, choices);
+            0
+        };
+        o.set_timer(NodeTimer::Lease, LEASE);
         WriterState {
             opening: Some(0),
-            queried: (1u8 << first) - 1,
+            queried,
+            truncations: Vec::new(),
+            lease: true,
+            deposed: false,
             last_lsn: 0,
             scl: [0; SEGMENTS],
             vdl: 0,
             commit_queue: Vec::new(),
         }
+    }
+
+    /// Ask these segments (a bitset) for their SCL and arm the retry.
+    fn query(&self, segments: u8, o: &mut Out<Node>) {
+        for i in (0..SEGMENTS).filter(|i| segments & (1 << i) != 0) {
+            o.send(self.segments[i], Msg::OpenQuery { epoch: self.epoch });
+        }
+        o.set_timer(NodeTimer::OpenRetry, OPEN_RETRY);
+    }
+
+    /// The writer's view of the volume, sent with every write.
+    fn volume(&self, state: &WriterState) -> VolumeEpoch {
+        VolumeEpoch {
+            number: self.epoch,
+            truncations: state.truncations.clone(),
+        }
+    }
+
+    /// A read quorum has answered: recompute VDL and open; after the first epoch, declare the
+    /// truncation above it.
+    fn recover(&self, st: &mut WriterState, o: &mut Out<Node>) {
+        st.opening = None;
+        o.cancel_timer(NodeTimer::OpenRetry);
+        o.remove_random(OPEN_CHOICE);
+        // A segment that did not know a truncation may report an SCL inside it: what it holds
+        // there is void, so its volume ends where the range starts.
+        for scl in st.scl.iter_mut() {
+            if let Some(t) = st.truncations.iter().find(|t| t.covers(*scl)) {
+                *scl = t.after;
+            }
+        }
+        let vdl = st.scl.iter().copied().max().unwrap_or(0);
+        st.vdl = vdl;
+        st.last_lsn = vdl;
+        if self.epoch != FIRST_EPOCH && !self.cfg.is(Mutant::NoTruncation) {
+            let t = Truncation {
+                epoch: self.epoch,
+                after: vdl,
+                upto: vdl + LAL,
+            };
+            st.truncations.push(t);
+            st.last_lsn = t.upto;
+        }
+    }
+
+    /// The LSN allocation may run LAL ahead of: VDL, or the end of this writer's own truncation
+    /// (which holds no record) until VDL passes it.
+    fn lal_floor(&self, st: &WriterState) -> Lsn {
+        let own = st
+            .truncations
+            .iter()
+            .filter(|t| t.epoch == self.epoch)
+            .map(|t| t.upto)
+            .max()
+            .unwrap_or(0);
+        st.vdl.max(own)
     }
 
     fn segment_index(&self, id: Id) -> Option<usize> {
@@ -207,9 +337,19 @@ impl Writer {
         }
     }
 
-    /// The open retry fired: offer to widen the quorum read by one segment not asked yet.
+    /// The open retry fired: offer to widen the quorum read by one segment not asked yet. The
+    /// lease ran out: stop serving reads.
     pub fn on_timeout(&self, state: &mut Cow<WriterState>, timer: &NodeTimer, o: &mut Out<Node>) {
-        if *timer != NodeTimer::OpenRetry || state.opening.is_none() {
+        if *timer == NodeTimer::Lease {
+            if state.lease {
+                state.to_mut().lease = false;
+            }
+            return;
+        }
+        if *timer != NodeTimer::OpenRetry {
+            return;
+        }
+        if state.opening.is_none() || state.queried == 0 {
             return;
         }
         let choices: Vec<Choice> = (0..SEGMENTS)
@@ -237,14 +377,22 @@ impl Writer {
                     req,
                     key,
                     point,
+                    epoch: self.epoch,
                 },
             ),
             Choice::PullFrom { .. } => {}
+            Choice::Quorum { segments } => {
+                if state.opening.is_none() || state.queried != 0 {
+                    return;
+                }
+                state.to_mut().queried = segments;
+                self.query(segments, o);
+            }
             Choice::Ask { segment } => {
                 if state.opening.is_none() || state.queried & (1 << segment) != 0 {
                     return;
                 }
-                o.send(self.segments[segment], Msg::OpenQuery);
+                o.send(self.segments[segment], Msg::OpenQuery { epoch: self.epoch });
                 let st = state.to_mut();
                 st.queried |= 1 << segment;
                 if st.queried.count_ones() < SEGMENTS as u32 {
@@ -257,25 +405,37 @@ impl Writer {
     /// Handle one message; `o` collects the sends.
     pub fn on_msg(&self, state: &mut Cow<WriterState>, src: Id, msg: Msg, o: &mut Out<Node>) {
         match msg {
-            Msg::SclReport { scl } => {
+            Msg::SclReport { scl, truncations } => {
                 let (Some(seg), Some(seen)) = (self.segment_index(src), state.opening) else {
                     return;
                 };
                 let st = state.to_mut();
                 st.scl[seg] = st.scl[seg].max(scl);
+                for t in truncations {
+                    if !st.truncations.contains(&t) {
+                        st.truncations.push(t);
+                        st.truncations.sort();
+                    }
+                }
                 let seen = seen | 1 << seg;
                 if seen.count_ones() as usize >= self.cfg.read_quorum {
-                    st.opening = None;
-                    o.cancel_timer(NodeTimer::OpenRetry);
-                    o.remove_random(OPEN_CHOICE);
-                    st.last_lsn = st.scl.iter().copied().max().unwrap_or(0);
-                    st.vdl = st.last_lsn;
+                    self.recover(st, o);
                 } else {
                     st.opening = Some(seen);
                 }
             }
+            Msg::Fenced { epoch, .. } if epoch > self.epoch && !state.deposed => {
+                state.to_mut().deposed = true;
+            }
+            Msg::LeaseGrant if state.lease && !state.deposed => {
+                o.set_timer(NodeTimer::Lease, LEASE);
+            }
             Msg::Write { req, key, value } => {
-                if state.opening.is_some() || state.last_lsn + 1 > state.vdl + LAL {
+                if state.deposed {
+                    o.send(src, Msg::NotWriter { req });
+                    return;
+                }
+                if !state.is_open() || state.last_lsn + 1 > self.lal_floor(state) + LAL {
                     return; // not open yet, or back-pressure: the request waits
                 }
                 let st = state.to_mut();
@@ -284,13 +444,15 @@ impl Writer {
                     lsn: st.last_lsn,
                     key,
                     value,
+                    epoch: self.epoch,
                 };
                 st.commit_queue.push(Pending {
                     lsn: record.lsn,
                     client: src,
                     req,
                 });
-                o.broadcast(&self.segments, &Msg::Append { record });
+                let volume = self.volume(st);
+                o.broadcast(&self.segments, &Msg::Append { record, volume });
             }
             Msg::Ack { scl, .. } => {
                 let Some(seg) = self.segment_index(src) else {
@@ -311,13 +473,18 @@ impl Writer {
                             Msg::WriteOk {
                                 req: p.req,
                                 lsn: p.lsn,
+                                epoch: self.epoch,
                             },
                         );
                     }
                 }
             }
             Msg::Read { req, key } => {
-                if state.opening.is_some() {
+                if state.deposed || !state.lease {
+                    o.send(src, Msg::NotWriter { req });
+                    return;
+                }
+                if !state.is_open() {
                     return;
                 }
                 self.offer_read(&state.scl, src, req, key, state.vdl, o);

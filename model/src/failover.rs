@@ -1,0 +1,197 @@
+//! Model `failover`: the writer is replaced mid-stream; the old one may live on as a zombie.
+//!
+//! # The system
+//! Six segments; the first writer (epoch 1) with the *app* client, which writes `writes` values
+//! one after another; a standby writer (epoch 2) with its own client, which writes one value and
+//! reads it back once the new writer is open. With `gossip`, segments that recovery leaves behind
+//! fill their gaps from peers (a segment pulls only when no Append or push is on its way to it:
+//! here gossip repairs what recovery left, the `gossip` model covers the races with late
+//! Appends).
+//!
+//! At any moment the control plane may promote the standby ([`QuorumAction::Promote`], once): the
+//! old writer's lease runs out and the new writer starts recovery ([`crate::writer`]): a 3/6
+//! quorum read that fences as it goes (which three segments is a choice, explored in full), then
+//! it declares (VDL, VDL + LAL] void and opens; the new epoch and the truncation ride on its
+//! Appends.
+//!
+//! **The zombie.** The old writer is not stopped. It keeps accepting and shipping writes (a writer
+//! that has not noticed, or a paused process that resumes: nothing but fencing stops those) and
+//! its Appends, reads and queries already in flight are delivered in any order with everything
+//! else. A writer that *crashes* mid-stream is the special case where the zombie never takes
+//! another step, which the unordered network already contains (any delivery may be delayed past
+//! the end of the run), so crashes of the writer need no action of their own. Reads are the one
+//! thing the lease guards: once promoted, the old writer answers `NotWriter` to new reads.
+//!
+//! Faults and bounds are those of the `quorum` model (segment crash-restarts, disk losses within
+//! AZ+1, optionally a lossy network and spurious timers): every property below is proven for all
+//! behaviours with up to `writes` writes on the old writer, one on the new, one failover, and the
+//! crash and loss budgets given.
+//!
+//! # Properties
+//! - **durability across failover** (always): every acknowledged commit is in the recovered volume
+//!   (the VDL the new writer keeps is at least the newest commit acknowledged before it declared
+//!   it), and, as in `quorum`, every acknowledged commit is on enough surviving segments;
+//! - **no stale commit** (always): no writer acknowledges a record above the VDL a newer epoch's
+//!   recovery kept, and no read returns a version older than a commit acknowledged before the read
+//!   was issued. A superseded writer *may* still acknowledge a record whose fourth ack was in
+//!   flight when it was fenced: that record was on a write quorum before the fence, so the
+//!   recovery kept it, and the property allows it;
+//! - **no resurrection** (always): no read returns a record a recovery voided (written by an older
+//!   epoch above the VDL it kept), and no segment holds, in memory or on disk, a record voided by a
+//!   truncation it knows of (so it cannot serve, acknowledge or gossip it);
+//! - **no uncommitted read** (always): as in `quorum`, with "committed" including what recovery
+//!   kept;
+//! - `sometimes`: **a failover completes** (the new writer acknowledges a commit), **a zombie write
+//!   is refused** (a segment answers an old-epoch Append with `Fenced`), **a truncation happens**
+//!   (a segment drops a record because a truncation voids it).
+
+use crate::config::{Config, SEGMENTS};
+use crate::log::Log;
+use crate::msg::FIRST_EPOCH;
+use crate::quorum::{Bounds, QuorumAction, QuorumModel, QuorumState, NEW_WRITER};
+use stateright::{Model, Path, Property};
+
+/// Whether a log holds no record that a truncation it knows of voids (the state half of "no
+/// resurrection"; replay checks recorded runs with it too).
+pub fn clean(log: &Log) -> bool {
+    !log.records().iter().any(|r| log.voided(r))
+}
+
+/// The failover model: the quorum model's actors plus a standby writer.
+#[derive(Clone)]
+pub struct FailoverModel {
+    /// The actor system and its step rendering.
+    pub quorum: QuorumModel,
+}
+
+impl FailoverModel {
+    /// The model of `cfg` within `bounds` (see the module docs for what they bound).
+    pub fn new(cfg: Config, bounds: Bounds) -> Self {
+        FailoverModel {
+            quorum: QuorumModel::with_failover(cfg, bounds),
+        }
+    }
+
+    /// The bounds `sixfold check` uses by default: the old writer writes one value, the new
+    /// one writes and reads one, no concurrent reader, no segment faults beyond the failover
+    /// itself, no gossip.
+    pub fn default_bounds() -> Bounds {
+        Bounds {
+            writes: 1,
+            reads: 0,
+            crashes: 0,
+            losses: 0,
+            lossy: false,
+            spurious_timeouts: false,
+            gossip: false,
+        }
+    }
+
+    /// The bounds under which gossip can spread a record a truncation voided: gossip on, and an
+    /// old writer that writes twice (so that a committed record lies below a voided one: a
+    /// segment missing the first pulls both).
+    pub fn gossip_bounds() -> Bounds {
+        Bounds {
+            writes: 2,
+            gossip: true,
+            ..Self::default_bounds()
+        }
+    }
+
+    /// The `--deep` preset: one segment crash-restart and one disk loss on top of the defaults.
+    pub fn deep_bounds() -> Bounds {
+        Bounds {
+            crashes: 1,
+            losses: 1,
+            ..Self::default_bounds()
+        }
+    }
+
+    /// Whether every segment's log, in memory and on disk, is free of records its own known
+    /// truncations void.
+    pub fn nothing_voided_held(state: &QuorumState) -> bool {
+        (0..SEGMENTS).all(|i| {
+            let mem = state.actor_states[i].as_segment().is_none_or(clean);
+            let disk = match &state.actor_storages[i] {
+                Some(crate::actor::NodeStorage::Segment(log)) => clean(log),
+                None => true,
+            };
+            mem && disk
+        })
+    }
+}
+
+impl Model for FailoverModel {
+    type State = QuorumState;
+    type Action = QuorumAction;
+
+    fn init_states(&self) -> Vec<QuorumState> {
+        self.quorum.init_states()
+    }
+
+    fn actions(&self, state: &QuorumState, actions: &mut Vec<QuorumAction>) {
+        self.quorum.actions(state, actions);
+    }
+
+    fn next_state(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
+        let mut next = self.quorum.next_state(last, action)?;
+        let opening = |s: &QuorumState| {
+            s.actor_states[NEW_WRITER]
+                .as_writer()
+                .map(|w| (w.opening.is_some(), w.vdl))
+        };
+        if let (Some((true, _)), Some((false, vdl))) = (opening(last), opening(&next)) {
+            if !last.crashed[NEW_WRITER] {
+                next.history.observe_recovery(FIRST_EPOCH + 1, vdl);
+            }
+        }
+        if !next.history.truncated {
+            let dropped = (0..SEGMENTS).any(|i| {
+                match (
+                    last.actor_states[i].as_segment(),
+                    next.actor_states[i].as_segment(),
+                ) {
+                    (Some(before), Some(after)) => before
+                        .records()
+                        .iter()
+                        .any(|r| !after.contains(r.lsn) && after.voided(r)),
+                    _ => false,
+                }
+            });
+            next.history.truncated = dropped;
+        }
+        Some(next)
+    }
+
+    fn format_action(&self, action: &QuorumAction) -> String {
+        self.quorum.format_action(action)
+    }
+
+    fn format_step(&self, last: &QuorumState, action: QuorumAction) -> Option<String> {
+        self.quorum.format_step(last, action)
+    }
+
+    fn as_svg(&self, path: Path<QuorumState, QuorumAction>) -> Option<String> {
+        self.quorum.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::<Self>::always("durability across failover", |m, s| {
+                !s.history.lost_commit && m.quorum.durable(s)
+            }),
+            Property::<Self>::always("no stale commit", |_, s| {
+                !s.history.stale_commit && !s.history.stale_read
+            }),
+            Property::<Self>::always("no resurrection", |_, s| {
+                !s.history.resurrected_read && Self::nothing_voided_held(s)
+            }),
+            Property::<Self>::always("no uncommitted read", |_, s| !s.history.uncommitted_read),
+            Property::<Self>::sometimes("a failover completes", |_, s| s.history.failover_commit),
+            Property::<Self>::sometimes("a zombie write is refused", |_, s| {
+                s.history.zombie_refused
+            }),
+            Property::<Self>::sometimes("a truncation happens", |_, s| s.history.truncated),
+        ]
+    }
+}
