@@ -1,5 +1,5 @@
 //! Regenerates the checked-in traces:
-//! - `counterexamples/<mutant>.ndjson`: each mutant's shortest counterexample (BFS);
+//! - `counterexamples/<mutant>.ndjson`: the counterexample `sixfold check --mutant` finds;
 //! - `runs/crash-restart.ndjson`: a recorded run of a real cluster (in-process members over
 //!   loopback TCP, real files) in which segment 2 stops and restarts from its log mid-run.
 //!

@@ -3,11 +3,9 @@
 //! against the model and snapshot its timeline, so any change in protocol behaviour shows up as a
 //! reviewed snapshot diff. `cargo run -p sixfold-traces --example regen` regenerates the files.
 
-use sixfold_checks::runner::ModelKind;
-use sixfold_model::config::{Config, Mutant};
-use sixfold_model::quorum::{Bounds, QuorumModel};
+use sixfold_checks::runner::{self, CheckOptions, ModelKind};
+use sixfold_model::config::Mutant;
 use sixfold_model::trace::Line;
-use stateright::{Checker, HasDiscoveries, Model};
 use std::path::{Path, PathBuf};
 
 /// The directory holding the traces (this crate's root).
@@ -28,26 +26,32 @@ pub fn files(sub: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The property each mutant is known to break: the model catalogue's word, not a second list.
-pub fn broken_property(m: Mutant) -> &'static str {
-    ModelKind::Quorum
-        .expected_failure(m)
-        .expect("every mutant belongs to the quorum model")
+/// The model that runs mutant `m` and the property it is known to break: the model catalogue's
+/// word, not a second list.
+pub fn broken_property(m: Mutant) -> (ModelKind, &'static str) {
+    ModelKind::ALL
+        .into_iter()
+        .find_map(|k| k.expected_failure(m).map(|p| (k, p)))
+        .expect("every mutant belongs to a model")
 }
 
-/// The shortest counterexample (single-threaded BFS, default bounds) for mutant `m`, as trace
-/// lines; `None` if the model checker finds none.
+/// The counterexample `sixfold check --mutant` finds for `m` (its model's default bounds and
+/// search), as trace lines; `None` if the model checker finds none.
 pub fn counterexample(m: Mutant) -> Option<Vec<Line>> {
-    let model = QuorumModel::new(Config::new(Some(m)), Bounds::default());
-    let name = broken_property(m);
-    let checker = model
-        .clone()
-        .checker()
-        .finish_when(HasDiscoveries::AnyFailures)
-        .spawn_bfs()
-        .join();
-    let path = checker.discovery(name)?;
-    Some(model.trace(&path, Some(name)))
+    let (model, property) = broken_property(m);
+    let mut opts = CheckOptions::new(model, Some(m));
+    let dir = std::env::temp_dir().join(format!("sixfold-traces-{}-{}", std::process::id(), m));
+    opts.out_dir = dir.clone();
+    let report = runner::run(&opts).ok()?;
+    let file = report
+        .verdicts
+        .iter()
+        .find(|v| v.name == property)?
+        .trace
+        .clone()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let _ = std::fs::remove_dir_all(dir);
+    text.lines().map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// Writes trace lines as NDJSON.

@@ -66,7 +66,7 @@ fn every_mutant_has_a_counterexample_that_reproduces() {
         let (verdict, text) = render(&f);
         match verdict {
             Verdict::Reproduced { property, .. } => {
-                assert_eq!(property, sixfold_traces::broken_property(m))
+                assert_eq!(property, sixfold_traces::broken_property(m).1)
             }
             other => panic!("{}: {other:?}", f.display()),
         }
