@@ -465,31 +465,25 @@ impl CheckedModel for QuorumModel {
     }
 }
 
-impl CheckedModel for GossipModel {
-    fn canonical(state: &Self::State) -> Self::State {
-        symmetry::canonical(state)
-    }
-    fn counterexample(
-        &self,
-        path: &stateright::Path<Self::State, Self::Action>,
-        property: &str,
-    ) -> Vec<Line> {
-        self.quorum.trace(path, Some(property))
-    }
+/// The models that wrap [`QuorumModel`] (field `quorum`) share its symmetry and its traces.
+macro_rules! wraps_quorum {
+    ($($model:ty),*) => {$(
+        impl CheckedModel for $model {
+            fn canonical(state: &Self::State) -> Self::State {
+                symmetry::canonical(state)
+            }
+            fn counterexample(
+                &self,
+                path: &stateright::Path<Self::State, Self::Action>,
+                property: &str,
+            ) -> Vec<Line> {
+                self.quorum.trace(path, Some(property))
+            }
+        }
+    )*};
 }
 
-impl CheckedModel for FailoverModel {
-    fn canonical(state: &Self::State) -> Self::State {
-        symmetry::canonical(state)
-    }
-    fn counterexample(
-        &self,
-        path: &stateright::Path<Self::State, Self::Action>,
-        property: &str,
-    ) -> Vec<Line> {
-        self.quorum.trace(path, Some(property))
-    }
-}
+wraps_quorum!(GossipModel, FailoverModel);
 
 fn write_trace(file: &Path, lines: &[Line]) -> Result<(), CheckError> {
     let err = |source| CheckError::WriteTrace {
