@@ -126,7 +126,7 @@ pub struct Bounds {
 
 impl Bounds {
     /// The `--deep` preset: two writes, so that gaps and SCL ordering come into play
-    /// (5.6 M unique states, under two minutes on two cores).
+    /// (2.6 M unique states, about a minute on two cores).
     pub fn deep() -> Self {
         Bounds {
             writes: 2,
