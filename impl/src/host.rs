@@ -591,9 +591,12 @@ impl Host {
         let mut storage = None;
         let store = if spec.id < SEGMENTS {
             let (store, rec) = SegmentStore::open(&spec.dir.join("segment.log"))?;
+            let kept = rec.log.as_ref().map_or(0, |l| l.records().len());
+            let epoch = rec.log.as_ref().map_or(FIRST_EPOCH, |l| l.epoch());
+            let what = format!("{kept} record(s), epoch {epoch}");
             if let Some(d) = &rec.dropped {
                 eprintln!(
-                    "{tag}: recovery dropped {} byte(s) at offset {} of {} ({}); kept {} record(s)",
+                    "{tag}: recovery dropped {} byte(s) at offset {} of {} ({}); kept {} save(s): {what}",
                     d.bytes,
                     d.offset,
                     store.path().display(),
@@ -601,7 +604,7 @@ impl Host {
                     rec.frames
                 );
             } else if rec.frames > 0 {
-                eprintln!("{tag}: recovered {} record(s)", rec.frames);
+                eprintln!("{tag}: recovered {what}");
             }
             storage = rec.log.map(NodeStorage::Segment);
             Some(store)
