@@ -15,5 +15,6 @@ pub mod msg;
 pub mod quorum;
 pub mod storage_node;
 pub mod symmetry;
+pub mod topology;
 pub mod trace;
 pub mod writer;

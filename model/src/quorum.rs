@@ -3,9 +3,9 @@
 //!
 //! # The system
 //! Six segments (two per AZ in three AZs), one writer and two scripted clients:
-//! - the *app* client writes `writes` values one after another, reading after each: a read after
+//! - the *app* client (`client0`) writes `writes` values one after another, reading after each: a read after
 //!   its own acknowledged write, so a stale read is a real-time violation;
-//! - the *reader* client issues `reads` reads concurrently with the writes.
+//! - the *reader* client (`client1`) issues `reads` reads concurrently with the writes.
 //!
 //! The writer opens the volume with a 3/6 quorum read of SCLs, then ships every record to all six
 //! segments, computes VDL from their acks and acknowledges commits at or below it. Reads go to one
@@ -52,6 +52,7 @@ use crate::client::{Client, Op};
 use crate::config::{Config, READ_QUORUM, SEGMENTS};
 use crate::msg::{Epoch, Lsn, Msg, Record, ReqId, FIRST_EPOCH};
 use crate::storage_node::StorageNode;
+use crate::topology::{writer_id, Topology};
 use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use crate::writer::Choice;
 use crate::writer::Writer;
@@ -61,44 +62,24 @@ use stateright::actor::{
 };
 use stateright::{Model, Path, Property};
 
-/// Id of the writer in the model: it follows the six segments.
-pub const WRITER: usize = SEGMENTS;
-/// Id of the app client (writes, then reads its own writes).
-pub const APP_CLIENT: usize = SEGMENTS + 1;
-/// Id of the concurrent reader client.
-pub const READER_CLIENT: usize = SEGMENTS + 2;
+/// Id of the writer in the model (epoch 1): it follows the six segments.
+pub const WRITER: usize = writer_id(FIRST_EPOCH);
 /// Most segments whose disks may be lost: an AZ plus one.
 pub const MAX_DOWN: usize = 3;
-/// Id of the writer the `failover` model promotes (after the reader client, always present
-/// there).
-pub const NEW_WRITER: usize = SEGMENTS + 3;
-/// Id of the promoted writer's client in the `failover` model.
-pub const NEW_CLIENT: usize = SEGMENTS + 4;
-
-/// A readable name for an actor of this model: `seg3/az1`, `writer`, `app`, `reader`.
-pub fn actor_name(id: Id) -> String {
-    match usize::from(id) {
-        i if i < SEGMENTS => format!("seg{i}/az{}", crate::config::az_of(i)),
-        WRITER => "writer".into(),
-        APP_CLIENT => "app".into(),
-        READER_CLIENT => "reader".into(),
-        NEW_WRITER => "new-writer".into(),
-        NEW_CLIENT => "new-app".into(),
-        i => format!("actor{i}"),
-    }
-}
+/// Id of the writer the `failover` model promotes (epoch 2), right after the first.
+pub const NEW_WRITER: usize = writer_id(FIRST_EPOCH + 1);
 
 /// `read from seg3/az1` or `ask seg4/az2`.
-fn describe_choice(choice: &Choice) -> String {
+fn describe_choice(t: &Topology, choice: &Choice) -> String {
     match choice {
-        Choice::ReadFrom { segment, .. } => format!("read from {}", actor_name(Id::from(*segment))),
-        Choice::Ask { segment } => format!("ask {}", actor_name(Id::from(*segment))),
-        Choice::PullFrom { segment } => format!("pull from {}", actor_name(Id::from(*segment))),
+        Choice::ReadFrom { segment, .. } => format!("read from {}", t.name(*segment)),
+        Choice::Ask { segment } => format!("ask {}", t.name(*segment)),
+        Choice::PullFrom { segment } => format!("pull from {}", t.name(*segment)),
         Choice::Quorum { segments } => format!(
             "query {}",
             (0..SEGMENTS)
                 .filter(|i| segments & (1 << i) != 0)
-                .map(|i| actor_name(Id::from(i)))
+                .map(|i| t.name(i))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -236,6 +217,8 @@ pub struct QuorumModel {
     pub name: &'static str,
     /// Whether a standby writer ([`NEW_WRITER`]) waits to be promoted (the `failover` model).
     pub failover: bool,
+    /// Who is who: the writers, then the clients (app, reader, and in `failover` the new app).
+    pub topology: Topology,
 }
 
 impl Ghost {
@@ -329,7 +312,7 @@ impl QuorumModel {
     }
 
     /// The same system with a standby writer ([`NEW_WRITER`], epoch 2) that the control plane
-    /// may promote once, and its client ([`NEW_CLIENT`]), which writes one value and reads it
+    /// may promote once, and its client (the third), which writes one value and reads it
     /// back. The old writer stays up as a zombie (see [`crate::failover`]).
     pub fn with_failover(cfg: Config, bounds: Bounds) -> Self {
         Self::build(cfg, bounds, true)
@@ -352,11 +335,18 @@ impl QuorumModel {
                 cfg,
                 segments,
                 epoch: FIRST_EPOCH,
-            }))
-            .actor(Node::Client(Client {
-                writer,
-                script: app_script,
             }));
+        if failover {
+            inner = inner.actor(Node::Writer(Writer {
+                cfg,
+                segments,
+                epoch: FIRST_EPOCH + 1,
+            }));
+        }
+        inner = inner.actor(Node::Client(Client {
+            writer,
+            script: app_script,
+        }));
         if bounds.reads > 0 || failover {
             inner = inner.actor(Node::Client(Client {
                 writer,
@@ -365,17 +355,16 @@ impl QuorumModel {
         }
         if failover {
             let value = 10 * (u64::from(bounds.writes) + 1);
-            inner = inner
-                .actor(Node::Writer(Writer {
-                    cfg,
-                    segments,
-                    epoch: FIRST_EPOCH + 1,
-                }))
-                .actor(Node::Client(Client {
-                    writer: Id::from(NEW_WRITER),
-                    script: vec![Op::Write(0, value), Op::Read(0)],
-                }));
+            inner = inner.actor(Node::Client(Client {
+                writer: Id::from(NEW_WRITER),
+                script: vec![Op::Write(0, value), Op::Read(0)],
+            }));
         }
+        let writers = if failover { 2 } else { 1 };
+        let topology = Topology {
+            writers,
+            clients: inner.actors.len() - writer_id(FIRST_EPOCH + writers),
+        };
         let actor_count = inner.actors.len();
         let inner = inner
             .init_network(Network::new_unordered_nonduplicating([]))
@@ -394,7 +383,13 @@ impl QuorumModel {
             gossip: failover && bounds.gossip,
             name: if failover { "failover" } else { "quorum" },
             failover,
+            topology,
         }
+    }
+
+    /// The readable name of actor `id` (see [`Topology::name`]).
+    pub fn name(&self, id: Id) -> String {
+        self.topology.name(id.into())
     }
 
     /// The protocol configuration in force.
@@ -608,27 +603,31 @@ impl Model for QuorumModel {
     fn format_action(&self, action: &QuorumAction) -> String {
         match action {
             QuorumAction::Actor(ActorModelAction::Deliver { src, dst, msg }) => {
-                format!("{} → {} : {msg:?}", actor_name(*src), actor_name(*dst))
+                format!("{} → {} : {msg:?}", self.name(*src), self.name(*dst))
             }
             QuorumAction::Actor(ActorModelAction::Drop(env)) => format!(
                 "network drops {} → {} : {:?}",
-                actor_name(env.src),
-                actor_name(env.dst),
+                self.name(env.src),
+                self.name(env.dst),
                 env.msg
             ),
             QuorumAction::Actor(ActorModelAction::Timeout(id, t)) => {
-                format!("{} timer {t:?} fires", actor_name(*id))
+                format!("{} timer {t:?} fires", self.name(*id))
             }
             QuorumAction::Actor(ActorModelAction::SelectRandom { actor, random, .. }) => {
-                format!("{} picks {}", actor_name(*actor), describe_choice(random))
+                format!(
+                    "{} picks {}",
+                    self.name(*actor),
+                    describe_choice(&self.topology, random)
+                )
             }
             QuorumAction::Actor(a) => self.inner.format_action(a),
-            QuorumAction::Restart(id) => format!("{} crashes and restarts", actor_name(*id)),
-            QuorumAction::LoseDisk(id) => format!("{} loses its disk for good", actor_name(*id)),
+            QuorumAction::Restart(id) => format!("{} crashes and restarts", self.name(*id)),
+            QuorumAction::LoseDisk(id) => format!("{} loses its disk for good", self.name(*id)),
             QuorumAction::Promote => format!(
                 "control plane: {}'s lease runs out, {} is promoted",
-                actor_name(Id::from(WRITER)),
-                actor_name(Id::from(NEW_WRITER))
+                self.name(Id::from(WRITER)),
+                self.name(Id::from(NEW_WRITER))
             ),
         }
     }
@@ -665,7 +664,7 @@ impl Model for QuorumModel {
         let mut text = String::new();
         for o in trace::outputs(out) {
             let line = match o {
-                Output::Send { dst, msg } => format!("sends {} : {msg:?}", actor_name(dst.into())),
+                Output::Send { dst, msg } => format!("sends {} : {msg:?}", self.name(dst.into())),
                 Output::Save {
                     storage: NodeStorage::Segment(log),
                 } => format!("saves {log:?}"),
@@ -678,7 +677,7 @@ impl Model for QuorumModel {
                     "offers {key:?}: {}",
                     choices
                         .iter()
-                        .map(describe_choice)
+                        .map(|c| describe_choice(&self.topology, c))
                         .collect::<Vec<_>>()
                         .join(" | ")
                 ),
