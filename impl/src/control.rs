@@ -17,13 +17,23 @@
 //! `max(h, g + GRANT_WINDOW) + LEASE + margin`; the margin covers clock-rate differences between
 //! the two processes. A writer never heard from has an unknown lease: the caller must kill it
 //! (and reap it) before promoting another ([`Revoked::lease_ends_by`] is `None`).
+//!
+//! # Restarts
+//! The lease book lives in memory, so a control plane restarted on an existing cluster directory
+//! knows nothing of the leases its previous incarnation granted. It knows when it bound its port
+//! ([`ControlPlane::started`]), after which that incarnation can grant nothing, and it hears
+//! heartbeats from writers it never appointed ([`ControlPlane::strays`]); `DIR/control-plane`
+//! ([`LastRun`]) says whether the previous one stopped cleanly. [`crate::promotion`] turns these
+//! into the decision when a writer may be promoted.
 
 use crate::host::{GRANT_WINDOW, HEARTBEAT_EVERY};
 use crate::wire::{self, Frame};
 use sixfold_model::msg::{Epoch, Lsn};
 use sixfold_model::writer::LEASE;
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -112,6 +122,108 @@ pub struct Revoked {
     pub lease_ends_by: Option<Instant>,
 }
 
+/// The file in a cluster directory in which the control plane records how its last run ended
+/// ([`LastRun`]).
+pub const RUN_FILE: &str = "control-plane";
+
+/// What `DIR/control-plane` says about the last control plane that ran in a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastRun {
+    /// No record: no control plane ran here, or only one from before the record existed.
+    Unrecorded,
+    /// A control plane ran and recorded no clean stop: it may have died while a writer it
+    /// started held a lease. Also what an unreadable record means.
+    Running,
+    /// It stopped cleanly after handing out `epoch`: it had stopped granting, killed and reaped
+    /// every writer it started, and no lease an earlier one granted could still be running.
+    Stopped {
+        /// `DIR/epoch` at the time.
+        epoch: Epoch,
+    },
+}
+
+impl LastRun {
+    /// Reads `DIR/control-plane`.
+    pub fn load(dir: &Path) -> std::io::Result<LastRun> {
+        match std::fs::read_to_string(dir.join(RUN_FILE)) {
+            Ok(t) => Ok(Self::parse(&t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LastRun::Unrecorded),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn parse(text: &str) -> LastRun {
+        let mut w = text.split_whitespace();
+        match (w.next(), w.next().map(str::parse), w.next()) {
+            (Some("stopped"), Some(Ok(epoch)), None) => LastRun::Stopped { epoch },
+            _ => LastRun::Running,
+        }
+    }
+
+    /// Writes `DIR/control-plane` so that a crash leaves the old or the new record, never a
+    /// mix, and the new one survives it (temporary file, fsync, rename, fsync of the
+    /// directory). Recording [`LastRun::Unrecorded`] removes the file.
+    pub fn store(self, dir: &Path) -> std::io::Result<()> {
+        let path = dir.join(RUN_FILE);
+        let text = match self {
+            LastRun::Unrecorded => {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+                return std::fs::File::open(dir)?.sync_all();
+            }
+            LastRun::Running => "running\n".to_string(),
+            LastRun::Stopped { epoch } => format!("stopped {epoch}\n"),
+        };
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+/// The file a control plane holds locked (`flock`, exclusive) for as long as it runs in a
+/// cluster directory.
+pub const LOCK_FILE: &str = "control-plane.lock";
+
+/// The exclusive right to be the control plane of a cluster directory, held until this process
+/// exits or drops it. The kernel releases it when the holder dies, so once a control plane holds
+/// it, the previous one in that directory is dead or has stopped (and can grant nothing more).
+/// The file is opened close-on-exec: the members a control plane starts do not hold it.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Takes `DIR/control-plane.lock` without waiting; an error names the directory if another
+    /// control plane holds it.
+    pub fn acquire(dir: &Path) -> std::io::Result<DirLock> {
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "{}: another control plane runs in {}",
+                    path.display(),
+                    dir.display()
+                ),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Book {
     /// The epoch granted leases, if any.
@@ -136,12 +248,16 @@ pub struct ControlPlane {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     timing: Timing,
+    started: Instant,
 }
 
 impl ControlPlane {
     /// Listens for heartbeats on `addr`.
     pub fn start(addr: SocketAddr, timing: Timing) -> Result<ControlPlane, ControlError> {
         let l = TcpListener::bind(addr).map_err(|source| ControlError { addr, source })?;
+        // Taken once the port is ours: an earlier control plane on this address has stopped
+        // listening by now, so every grant it sent was recorded before this instant.
+        let started = Instant::now();
         l.set_nonblocking(true)
             .map_err(|source| ControlError { addr, source })?;
         let book: Arc<Mutex<Book>> = Arc::default();
@@ -163,7 +279,32 @@ impl ControlPlane {
             stop,
             thread: Some(thread),
             timing,
+            started,
         })
+    }
+
+    /// When this control plane bound its heartbeat port (see [`crate::promotion`]: a lease
+    /// granted by an earlier incarnation on the same address was granted before this).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The timing it was started with.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// The latest first heartbeat among writers that sent heartbeats but were never appointed
+    /// by this control plane (strays: e.g. a writer an earlier incarnation started, still
+    /// running). Such a writer is never granted a lease here; its own first lease ends within
+    /// [`LEASE`] of its first heartbeat ([`crate::promotion`]).
+    pub fn strays(&self) -> Option<Instant> {
+        let b = self.book.lock().expect("book lock");
+        b.writers
+            .values()
+            .filter(|w| w.appointed.is_none())
+            .filter_map(|w| w.first_heartbeat)
+            .max()
     }
 
     /// Appoints the writer of `epoch`: from now on its heartbeats, and only its, get grants.
@@ -335,5 +476,60 @@ mod tests {
             cp.health(),
             Some((2, Health::Failed(Failure::Silent(_))))
         ));
+    }
+
+    #[test]
+    fn writers_never_appointed_here_are_strays() {
+        let addr = crate::layout::local_addr(crate::layout::free_ports(1).unwrap()[0]);
+        let before = Instant::now();
+        let cp = ControlPlane::start(addr, Timing::default()).unwrap();
+        assert!(cp.started() >= before && cp.started() <= Instant::now());
+        assert_eq!(cp.strays(), None);
+        cp.appoint(3);
+        let mut s = TcpStream::connect(addr).unwrap();
+        assert_eq!(heartbeat(&mut s, 3, 1), Some(1));
+        assert_eq!(cp.strays(), None, "appointed here");
+        let heard = Instant::now();
+        assert_eq!(heartbeat(&mut s, 2, 2), None, "a stray gets no grant");
+        let first = cp.strays().expect("epoch 2 is a stray");
+        assert!(first >= heard && first <= Instant::now());
+        assert_eq!(heartbeat(&mut s, 2, 3), None);
+        assert_eq!(cp.strays(), Some(first), "its first heartbeat counts");
+    }
+
+    #[test]
+    fn one_control_plane_per_directory() {
+        let dir = std::env::temp_dir().join(format!("sixfold-dir-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = DirLock::acquire(&dir).unwrap();
+        let second = DirLock::acquire(&dir).unwrap_err();
+        assert_eq!(second.kind(), std::io::ErrorKind::WouldBlock, "{second}");
+        drop(first);
+        DirLock::acquire(&dir).expect("released when dropped");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_run_record_survives_a_round_trip_and_garbage_reads_as_running() {
+        let dir = std::env::temp_dir().join(format!("sixfold-run-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(LastRun::load(&dir).unwrap(), LastRun::Unrecorded);
+        LastRun::Running.store(&dir).unwrap();
+        assert_eq!(LastRun::load(&dir).unwrap(), LastRun::Running);
+        LastRun::Stopped { epoch: 7 }.store(&dir).unwrap();
+        assert_eq!(LastRun::load(&dir).unwrap(), LastRun::Stopped { epoch: 7 });
+        for garbage in ["", "stopped", "stopped x", "stopped 7 8", "halted 7"] {
+            std::fs::write(dir.join(RUN_FILE), garbage).unwrap();
+            assert_eq!(
+                LastRun::load(&dir).unwrap(),
+                LastRun::Running,
+                "{garbage:?}"
+            );
+        }
+        LastRun::Unrecorded.store(&dir).unwrap();
+        assert_eq!(LastRun::load(&dir).unwrap(), LastRun::Unrecorded);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
