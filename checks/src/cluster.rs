@@ -12,14 +12,22 @@
 //! its heartbeats, and when the writer fails (missed heartbeats, lost lease, never started) it
 //! stops granting, waits until the old lease has certainly run out, and starts a writer in the
 //! next epoch, which recovers the volume; `DIR/writer.json` tells clients where it is.
+//!
+//! Started on an existing `DIR` it is a restarted control plane: it takes `DIR`'s lock, and
+//! unless `DIR/control-plane` records that the previous one stopped cleanly it waits
+//! `GRANT_WINDOW + LEASE + margin` from its own start before it appoints a writer, since the
+//! previous one may have granted a lease just before it died; then it promotes the next epoch,
+//! which fences the old one. What to do when is `sixfold_impl::promotion::decide`; this file
+//! gathers the facts and carries the decisions out.
 
 use crate::lincheck::history::{HistoryWriter, OpKind, Outcome, Record, Value as HValue};
 use clap::{Args, Subcommand, ValueEnum};
 use sixfold_impl::client::{ClientError, ClusterClient, Discovery};
-use sixfold_impl::control::{ControlPlane, Health, Timing};
+use sixfold_impl::control::{ControlPlane, DirLock, Health, LastRun, Revoked, Timing};
 use sixfold_impl::faults::Faults;
 use sixfold_impl::host::{self, NodeOptions, NodeSpec, WRITER_ID};
 use sixfold_impl::layout::{self, free_ports, local_addr, Layout, WriterInfo};
+use sixfold_impl::promotion::{self, Decision, Facts, Incumbent, Previous};
 use sixfold_model::config::{Config, Mutant, SEGMENTS};
 use sixfold_model::msg::{Epoch, FIRST_EPOCH};
 use std::net::{SocketAddr, TcpStream};
@@ -363,16 +371,21 @@ fn start_writer(
     layout::store_epoch(dir, epoch).map_err(|e| e.to_string())?;
     let slot = WriterSlot::new(layout, epoch).map_err(|e| e.to_string())?;
     let (exe, argv) = node_command(layout, dir, slot.id, args, Some((&slot, faults)));
-    let child = spawn_node(&exe, &argv).map_err(|e| format!("cannot start the writer: {e}"))?;
-    WriterInfo {
+    let mut child = spawn_node(&exe, &argv).map_err(|e| format!("cannot start the writer: {e}"))?;
+    let saved = WriterInfo {
         epoch,
         id: slot.id,
         peer: slot.peer,
         client: slot.client,
         pid: Some(child.id()),
     }
-    .save(dir)
-    .map_err(|e| e.to_string())?;
+    .save(dir);
+    if let Err(e) = saved {
+        // Not appointed, but it holds its first lease: reap it, so that a clean stop is one.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e.to_string());
+    }
     Ok((slot, child))
 }
 
@@ -405,6 +418,15 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // One control plane per directory, held until this process dies (see `promotion`).
+    let lock = std::fs::create_dir_all(dir).and_then(|()| DirLock::acquire(dir));
+    let _lock = match lock {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sixfold cluster: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let layout = match Layout::load(dir) {
         Ok(mut l) if args.port_base == 0 => {
             l.config = cfg;
@@ -433,6 +455,31 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // What the previous control plane left, read once it can do nothing more; then, durably
+    // and before any writer is appointed, that this one runs (a crash from here on must make
+    // the next one wait out our leases).
+    let previous = match read_previous(dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sixfold cluster: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = LastRun::Running.store(dir) {
+        eprintln!(
+            "sixfold cluster: {}: {e}",
+            dir.join(sixfold_impl::control::RUN_FILE).display()
+        );
+        return ExitCode::from(2);
+    }
+    let facts = |incumbent| Facts {
+        now: Instant::now(),
+        started: control.started(),
+        previous,
+        incumbent,
+        strays: control.strays(),
+        timing: control.timing(),
+    };
     if let Some(t) = &args.trace {
         // A fresh recording: per-member traces from an earlier run would not merge with it.
         let _ = std::fs::remove_dir_all(dir.join("trace"));
@@ -452,9 +499,26 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         }
         commands.push(format!("{} {}", exe.display(), argv.join(" ")));
     }
+    if !wait_for_first_promotion(t0, previous, &facts) {
+        println!("stopping");
+        stop_children(&mut children);
+        record_stop(dir, &control, &facts);
+        return ExitCode::SUCCESS;
+    }
     let mut current = match start_writer(&layout, dir, args, args.writer_faults.as_deref()) {
         Ok((slot, child)) => {
             control.appoint(slot.epoch);
+            if previous.epoch().is_some() {
+                println!(
+                    "{} promoting writer epoch {}: pid {}, peers {}, clients {} \
+                     (recovering the volume)",
+                    stamp(t0),
+                    slot.epoch,
+                    child.id(),
+                    slot.peer,
+                    slot.client
+                );
+            }
             Current {
                 slot,
                 child,
@@ -470,6 +534,10 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         }
     };
     let mut old_writers: Vec<(Epoch, Child)> = Vec::new();
+    // The appointed writer once revoked (until its successor is promoted), and when its
+    // failure was detected.
+    let mut revoked: Option<Revoked> = None;
+    let mut detected = Instant::now();
     if !wait_for_port(current.slot.client, Duration::from_secs(10)) {
         eprintln!(
             "sixfold cluster: the writer did not open {} in 10 s",
@@ -544,42 +612,57 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
                 book.vdl
             );
         }
-        if let Some((epoch, Health::Failed(why))) = control.health() {
-            let detected = Instant::now();
-            let revoked = control.revoke();
-            let ends = revoked.and_then(|r| r.lease_ends_by);
-            match ends {
-                Some(t) => println!(
-                    "{} writer (epoch {epoch}) {why}; lease expires at {:.3} s (in {} ms); \
-                     promoting writer epoch {} after that",
-                    stamp(t0),
-                    t.duration_since(t0).as_secs_f64(),
-                    t.saturating_duration_since(detected).as_millis(),
-                    epoch + 1
-                ),
-                None => println!(
-                    "{} writer (epoch {epoch}) {why}; never heard from, so killing it before \
-                     promoting writer epoch {}",
-                    stamp(t0),
-                    epoch + 1
-                ),
-            }
-            if ends.is_none() && current.running {
-                let _ = current.child.kill();
-                let _ = current.child.wait();
-                current.running = false;
-            }
-            if let Some(t) = ends {
-                while Instant::now() < t && !STOP.load(Ordering::SeqCst) {
-                    std::thread::sleep(
-                        t.saturating_duration_since(Instant::now())
-                            .min(Duration::from_millis(20)),
-                    );
+        let health = control.health();
+        let incumbent = match (health, &revoked) {
+            (Some((_, h)), _) => Incumbent::Appointed(h),
+            (None, Some(r)) => Incumbent::revoked(r, !current.running),
+            (None, None) => Incumbent::None,
+        };
+        let mut nap = Duration::from_millis(10);
+        match promotion::decide(&facts(incumbent)) {
+            Decision::Keep => {}
+            Decision::Revoke => {
+                detected = Instant::now();
+                revoked = control.revoke();
+                if let (Some((epoch, Health::Failed(why))), Some(r)) = (health, &revoked) {
+                    let wait = match promotion::decide(&facts(Incumbent::revoked(r, false))) {
+                        Decision::WaitUntil(t) => r.lease_ends_by.map(|e| t.max(e)),
+                        _ => r.lease_ends_by,
+                    };
+                    match wait {
+                        Some(t) => println!(
+                            "{} writer (epoch {epoch}) {why}; lease expires at {:.3} s (in {} ms); \
+                             promoting writer epoch {} after that",
+                            stamp(t0),
+                            t.duration_since(t0).as_secs_f64(),
+                            t.saturating_duration_since(detected).as_millis(),
+                            epoch + 1
+                        ),
+                        None => println!(
+                            "{} writer (epoch {epoch}) {why}; never heard from, so killing it \
+                             before promoting writer epoch {}",
+                            stamp(t0),
+                            epoch + 1
+                        ),
+                    }
                 }
+                continue;
             }
-            match start_writer(&layout, dir, args, None) {
+            Decision::Kill => {
+                if current.running {
+                    let _ = current.child.kill();
+                    let _ = current.child.wait();
+                    current.running = false;
+                }
+                continue;
+            }
+            Decision::WaitUntil(t) => {
+                nap = nap.min(t.saturating_duration_since(Instant::now()));
+            }
+            Decision::Promote => match start_writer(&layout, dir, args, None) {
                 Ok((slot, child)) => {
                     control.appoint(slot.epoch);
+                    revoked = None;
                     println!(
                         "{} promoting writer epoch {}: pid {}, peers {}, clients {} \
                          (recovering the volume)",
@@ -607,9 +690,9 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
                     eprintln!("sixfold cluster: cannot promote a writer: {e}");
                     break;
                 }
-            }
+            },
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(nap);
     }
     println!("stopping");
     if current.running {
@@ -619,6 +702,7 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         children.push((host::writer_id(e), c, true));
     }
     stop_children(&mut children);
+    record_stop(dir, &control, &facts);
     drop(control);
     if let Some(t) = &args.trace {
         match crate::replay::merge_dir(&dir.join("trace"), t) {
@@ -630,6 +714,80 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// What the previous control plane left in `dir`: the last epoch and how its run ended.
+fn read_previous(dir: &Path) -> Result<Previous, String> {
+    let epoch = layout::last_epoch(dir).map_err(|e| e.to_string())?;
+    let run = LastRun::load(dir).map_err(|e| {
+        format!(
+            "{}: {e}",
+            dir.join(sixfold_impl::control::RUN_FILE).display()
+        )
+    })?;
+    Ok(Previous::from_disk(epoch, run))
+}
+
+/// Before the first writer: waits (printing why) until the promotion rule allows one. `false`
+/// if the cluster was told to stop meanwhile.
+fn wait_for_first_promotion(
+    t0: Instant,
+    previous: Previous,
+    facts: &impl Fn(Incumbent) -> Facts,
+) -> bool {
+    let mut announced = None;
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            return false;
+        }
+        let t = match promotion::decide(&facts(Incumbent::None)) {
+            Decision::WaitUntil(t) => t,
+            _ => return true,
+        };
+        if announced != Some(t) {
+            announced = Some(t);
+            let now = Instant::now();
+            let why = match previous {
+                Previous::MayHoldLease { epoch } => format!(
+                    "control plane restarted: DIR/epoch is {epoch} and no clean stop was \
+                     recorded, so writer (epoch {epoch}) may hold a lease"
+                ),
+                _ => "a writer this control plane never appointed may hold a lease".into(),
+            };
+            println!(
+                "{} {why} until {:.3} s (in {} ms); promoting writer epoch {} after that",
+                stamp(t0),
+                t.duration_since(t0).as_secs_f64(),
+                t.saturating_duration_since(now).as_millis(),
+                previous.epoch().unwrap_or(0) + 1
+            );
+        }
+        std::thread::sleep(
+            t.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(10)),
+        );
+    }
+}
+
+/// After every writer this control plane started has been killed and reaped: stops granting
+/// and, if no lease of another writer can still be running, records a clean stop, so that the
+/// next control plane in `dir` may promote at once ([`promotion`]).
+fn record_stop(dir: &Path, control: &ControlPlane, facts: &impl Fn(Incumbent) -> Facts) {
+    let _ = control.revoke();
+    if !promotion::no_lease_outstanding(&facts(Incumbent::None)) {
+        println!("no clean stop recorded: an earlier writer's lease may still be running");
+        return;
+    }
+    let recorded = layout::last_epoch(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|epoch| {
+            LastRun::Stopped { epoch }
+                .store(dir)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = recorded {
+        eprintln!("sixfold cluster: cannot record the clean stop: {e}");
+    }
 }
 
 fn describe_cfg(cfg: &Config) -> String {
