@@ -31,8 +31,9 @@ use serde_json::Value;
 use sixfold_model::actor::{Node, NodeState, NodeStorage};
 use sixfold_model::failover;
 use sixfold_model::log::Log;
-use sixfold_model::msg::{Key, Lsn, Msg, ReqId, FIRST_EPOCH};
+use sixfold_model::msg::{Epoch, Key, Lsn, Msg, ReqId, FIRST_EPOCH};
 use sixfold_model::quorum::Ghost;
+use sixfold_model::topology::Topology;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use stateright::actor::Id;
 use std::fmt::Write as _;
@@ -220,6 +221,24 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Trace, ReplayError> {
     Ok(Trace { header, steps })
 }
 
+/// The header of two per-process files merged: they must agree on everything but the actors,
+/// and one actor list must extend the other (a promoted writer knows the writers before it; a
+/// segment started before the failover knows only the first). The longer one wins, with its
+/// model: a run with several writers is judged as `failover`.
+fn merge_headers(a: &Header, b: &Header) -> Option<Header> {
+    let (short, long) = if a.actors.len() <= b.actors.len() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let same = short.version == long.version
+        && short.source == long.source
+        && short.config == long.config
+        && short.violates == long.violates
+        && long.actors.starts_with(&short.actors);
+    same.then(|| long.clone())
+}
+
 /// Loads a trace file, or merges a directory of per-process trace files (`*.ndjson`).
 pub fn load(path: &Path) -> Result<Trace, ReplayError> {
     if !path.is_dir() {
@@ -241,13 +260,14 @@ pub fn load(path: &Path) -> Result<Trace, ReplayError> {
         match &mut merged {
             None => merged = Some(t),
             Some(m) => {
-                if m.header != t.header {
+                let Some(h) = merge_headers(&m.header, &t.header) else {
                     return Err(bad(
                         f,
                         1,
                         "header differs from the other files of the directory",
                     ));
-                }
+                };
+                m.header = h;
                 m.steps.extend(t.steps);
             }
         }
@@ -332,18 +352,19 @@ pub struct Outcome {
     pub timeline: String,
 }
 
-/// Actor names for timelines: `seg3`, `writer`, `client7`; senders outside the trace are
-/// external clients, `ext0` for the runtime's first client connection (actor id 1000).
-pub fn actor_name(actors: &[ActorSpec], id: usize) -> String {
-    match actors.get(id) {
-        Some(ActorSpec::Segment) => format!("seg{id}"),
-        Some(ActorSpec::Writer { .. }) => "writer".into(),
-        Some(ActorSpec::Client { .. }) => format!("client{id}"),
-        None if id >= sixfold_impl::host::CLIENT_ID_BASE => {
-            format!("ext{}", id - sixfold_impl::host::CLIENT_ID_BASE)
-        }
-        None => format!("actor{id}"),
+/// The layout a trace's actors follow: its writers, then its scripted clients.
+pub fn topology(actors: &[ActorSpec]) -> Topology {
+    let count = |f: fn(&ActorSpec) -> bool| actors.iter().filter(|a| f(a)).count();
+    Topology {
+        writers: count(|a| matches!(a, ActorSpec::Writer { .. })) as Epoch,
+        clients: count(|a| matches!(a, ActorSpec::Client { .. })),
     }
+}
+
+/// Actor names for timelines ([`Topology::name`]): `seg3/az1`, `writer`, `writer2`, `client0`;
+/// senders outside the trace are the control plane or external clients (`ext0`).
+pub fn actor_name(actors: &[ActorSpec], id: usize) -> String {
+    topology(actors).name(id)
 }
 
 /// Renders a serde value compactly: `Ack{lsn:1,scl:1}`, `OpenQuery`, `None`.
@@ -401,10 +422,17 @@ pub fn render_log(log: &Log) -> String {
     format!("[{}]", parts.join(","))
 }
 
+/// A saved log: its LSN ranges, then its epoch and truncations when there are any.
 fn render_storage(s: &NodeStorage) -> String {
-    match s {
-        NodeStorage::Segment(log) => format!("log {}", render_log(log)),
+    let NodeStorage::Segment(log) = s;
+    let mut text = format!("log {}", render_log(log));
+    if log.epoch() != FIRST_EPOCH {
+        let _ = write!(text, " e{}", log.epoch());
     }
+    for t in log.truncations() {
+        let _ = write!(text, " void({},{}]", t.after, t.upto);
+    }
+    text
 }
 
 fn timer_name(t: &impl serde::Serialize) -> String {
@@ -490,9 +518,9 @@ fn timeline_line(actors: &[ActorSpec], s: &TraceStep) -> String {
     let input = render_input(actors, &s.step.input);
     let who = actor_name(actors, s.step.actor);
     if out.is_empty() {
-        format!("{:>5}  {who:<7} {input}", s.at.line)
+        format!("{:>5}  {who:<9} {input}", s.at.line)
     } else {
-        format!("{:>5}  {who:<7} {input}  => {out}", s.at.line)
+        format!("{:>5}  {who:<9} {input}  => {out}", s.at.line)
     }
 }
 
@@ -579,6 +607,23 @@ fn first_violation(
     }
 }
 
+/// Why a `Start` step's storage is not what the actor last saved in the trace (`saved`), if it
+/// is not: the disk must give back exactly the last save, or nothing after a `LoseDisk`.
+fn restart_mismatch(input: &Input, saved: &Option<NodeStorage>) -> Option<String> {
+    let Input::Start { storage } = input else {
+        return None;
+    };
+    if storage == saved {
+        return None;
+    }
+    let show = |s: &Option<NodeStorage>| s.as_ref().map_or("nothing".into(), render_storage);
+    Some(format!(
+        "  storage expected (its last save in the trace): {}\n  storage actual (the restart):                {}",
+        show(saved),
+        show(storage)
+    ))
+}
+
 /// Replays a trace against the model.
 pub fn replay(trace: &Trace) -> Outcome {
     let h = &trace.header;
@@ -598,6 +643,18 @@ pub fn replay(trace: &Trace) -> Outcome {
             if *src >= nodes.len() {
                 ghost.observe(*src, a, msg);
             }
+        }
+        if let Some(detail) = restart_mismatch(&s.step.input, &storages[a]) {
+            let _ = writeln!(timeline, "  !! restarts from storage it never saved");
+            let who = actor_name(&h.actors, a);
+            return Outcome {
+                verdict: Verdict::Mismatch {
+                    at: s.at.clone(),
+                    detail: format!("restart of {who}\n{detail}"),
+                },
+                steps,
+                timeline,
+            };
         }
         let (next, out) = trace::apply(&nodes[a], Id::from(a), states[a].as_ref(), &s.step.input);
         let outputs = trace::outputs(out);
@@ -648,7 +705,9 @@ pub fn replay(trace: &Trace) -> Outcome {
         }
         states[a] = next;
         match &s.step.input {
-            Input::Start { storage } => storages[a] = storage.clone(),
+            // A segment that starts again after losing its disk was given a new one: it counts
+            // again, as a segment that holds nothing yet.
+            Input::Start { .. } if a < 8 => ghost.volume.lost &= !(1 << a),
             Input::LoseDisk => {
                 storages[a] = None;
                 if a < 8 {

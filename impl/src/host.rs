@@ -44,6 +44,7 @@ use sixfold_model::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use sixfold_model::config::{Config, SEGMENTS};
 use sixfold_model::msg::{Epoch, Msg, FIRST_EPOCH};
 use sixfold_model::storage_node::StorageNode;
+use sixfold_model::topology::Topology;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Step, TRACE_VERSION};
 use sixfold_model::writer::Writer;
 use stateright::actor::{Actor, Command, Id};
@@ -56,18 +57,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Actor id of the writer: it follows the six segments, as in the model.
-pub const WRITER_ID: usize = SEGMENTS;
-/// Number of actors in a cluster: six segments and the writer.
+pub use sixfold_model::topology::{writer_id, CLIENT_ID_BASE, CONTROL_ID, MAX_EPOCH};
+
+/// Actor id of the first writer ([`writer_id`] of the first epoch).
+pub const WRITER_ID: usize = writer_id(FIRST_EPOCH);
+/// Number of actors in a cluster's first epoch: six segments and the writer.
 pub const ACTORS: usize = SEGMENTS + 1;
-/// First virtual actor id given to external client connections.
-pub const CLIENT_ID_BASE: usize = 1000;
 /// How long a parked client request waits for the writer before it is forgotten.
 pub const PARK_TTL: Duration = Duration::from_secs(30);
-/// Virtual actor id of the control plane: the sender of `LeaseGrant`s in steps and traces.
-pub const CONTROL_ID: usize = 999;
-/// The highest epoch a writer can have: writer ids must stay below [`CONTROL_ID`].
-pub const MAX_EPOCH: Epoch = (CONTROL_ID - WRITER_ID) as Epoch;
 /// How often a writer with a control plane sends a heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(50);
 /// A grant is stepped only this soon after the heartbeat it answers; later ones are dropped, so
@@ -76,17 +73,9 @@ pub const GRANT_WINDOW: Duration = Duration::from_millis(100);
 /// Most inputs processed between two fsyncs.
 const BATCH: usize = 512;
 
-/// The actor id of the writer of `epoch`: 6 for the first, one more for each later epoch, so
-/// that every writer is its own actor (segments answer the writer that asked).
-pub fn writer_id(epoch: Epoch) -> usize {
-    WRITER_ID + epoch.saturating_sub(FIRST_EPOCH) as usize
-}
-
-/// The epoch of writer actor `id`, if `id` is a writer's.
+/// The epoch of writer actor `id`, if `id` is a writer's in the runtime's layout.
 pub fn writer_epoch(id: usize) -> Option<Epoch> {
-    (WRITER_ID..CONTROL_ID)
-        .contains(&id)
-        .then(|| FIRST_EPOCH + (id - WRITER_ID) as Epoch)
+    Topology::runtime().writer_epoch(id)
 }
 
 /// The actors of a cluster, built exactly as `QuorumModel::new` builds them.
@@ -115,12 +104,19 @@ pub fn header(cfg: Config) -> Header {
     header_upto(cfg, FIRST_EPOCH)
 }
 
-/// The trace header of a process that knows writers up to `epoch` (a promoted writer's).
+/// The trace header of a process that knows writers up to `epoch` (a promoted writer's). A run
+/// with more than one writer is judged by the `failover` model's properties, one with a single
+/// writer by the `quorum` model's; merged traces take the header with the most writers.
 pub fn header_upto(cfg: Config, epoch: Epoch) -> Header {
     Header {
         version: TRACE_VERSION,
         source: "runtime".into(),
-        model: "quorum".into(),
+        model: if epoch > FIRST_EPOCH {
+            "failover"
+        } else {
+            "quorum"
+        }
+        .into(),
         config: cfg,
         actors: actors_upto(cfg, epoch).iter().map(ActorSpec::of).collect(),
         violates: None,
@@ -390,16 +386,9 @@ pub fn spawn_with(spec: NodeSpec, opts: NodeOptions) -> Result<NodeHandle, HostE
     })
 }
 
-/// A short name for an actor id, for logs and timelines.
+/// A short name for an actor id, for logs and banners ([`Topology::name`]).
 pub fn name(id: usize) -> String {
-    match id {
-        i if i < SEGMENTS => format!("seg{i}"),
-        WRITER_ID => "writer".into(),
-        CONTROL_ID => "control".into(),
-        i if i < CONTROL_ID => format!("writer-e{}", writer_epoch(i).unwrap_or(0)),
-        i if i >= CLIENT_ID_BASE => format!("client{}", i - CLIENT_ID_BASE),
-        i => format!("actor{i}"),
-    }
+    Topology::runtime().name(id)
 }
 
 fn accept_loop(l: TcpListener, stop: &AtomicBool, mut on: impl FnMut(TcpStream)) {
@@ -588,7 +577,7 @@ impl Host {
         } else {
             actors(spec.cfg).swap_remove(spec.id)
         };
-        let mut storage = None;
+        let (mut storage, mut disk_fresh) = (None, false);
         let store = if spec.id < SEGMENTS {
             let (store, rec) = SegmentStore::open(&spec.dir.join("segment.log"))?;
             let kept = rec.log.as_ref().map_or(0, |l| l.records().len());
@@ -606,6 +595,7 @@ impl Host {
             } else if rec.frames > 0 {
                 eprintln!("{tag}: recovered {what}");
             }
+            disk_fresh = rec.frames == 0 && rec.dropped.is_none();
             storage = rec.log.map(NodeStorage::Segment);
             Some(store)
         } else {
@@ -613,6 +603,7 @@ impl Host {
         };
         let mut clock = 0;
         let mut crashed = false;
+        let mut recorded = None;
         let trace = match &spec.trace {
             Some(p) => {
                 let h = if is_writer {
@@ -623,6 +614,7 @@ impl Host {
                 let (t, prev) = TraceLog::open(p, &h)?;
                 clock = prev.last_clock;
                 crashed = prev.had_steps;
+                recorded = prev.last_save;
                 Some(t)
             }
             None => None,
@@ -657,12 +649,48 @@ impl Host {
             rng: seed,
         };
         if crashed {
-            host.step(Input::Crash, 0)?;
+            let restart = host.reconcile(storage, &recorded, disk_fresh)?;
+            storage = restart.1;
+            host.step(restart.0, 0)?;
         }
         host.step(Input::Start { storage }, 0)?;
         host.settle(true)?;
         host.flush()?;
         Ok(host)
+    }
+
+    /// How a traced restart is written down, and from which storage it starts. The trace's last
+    /// save is what the disk must hold. A disk that came back empty was replaced (`LoseDisk`).
+    /// A disk that holds saves the trace never recorded (the process was killed mid-batch, before
+    /// its trace lines or any of its messages left) is cut back to the trace's last save. Any
+    /// other difference is left for replay to report.
+    fn reconcile(
+        &mut self,
+        storage: Option<NodeStorage>,
+        recorded: &Option<NodeStorage>,
+        disk_fresh: bool,
+    ) -> Result<(Input, Option<NodeStorage>), HostError> {
+        if storage == *recorded {
+            return Ok((Input::Crash, storage));
+        }
+        if disk_fresh {
+            eprintln!(
+                "{}: the disk came back empty: recorded as replaced",
+                self.tag
+            );
+            return Ok((Input::LoseDisk, storage));
+        }
+        let target = recorded.as_ref().map(|NodeStorage::Segment(l)| l);
+        if let Some(store) = &mut self.store {
+            if store.rollback_to(target)? {
+                eprintln!(
+                    "{}: undid saves the trace never recorded (killed mid-batch)",
+                    self.tag
+                );
+                return Ok((Input::Crash, recorded.clone()));
+            }
+        }
+        Ok((Input::Crash, storage))
     }
 
     fn random_in(&mut self, r: &std::ops::Range<Duration>) -> Duration {

@@ -322,6 +322,36 @@ impl SegmentStore {
         Ok(())
     }
 
+    /// Cuts the file back to the last frame after which it held `target` (`None`: no frame at
+    /// all), dropping the saves after it; returns whether such a frame boundary exists (if not,
+    /// nothing changes). A host killed mid-batch may have written saves whose steps never reached
+    /// its trace; none of their messages left the process, so undoing them is as if those steps
+    /// never happened, and the restart then starts from the last save the trace shows.
+    pub fn rollback_to(&mut self, target: Option<&Log>) -> Result<bool, StorageError> {
+        let bytes = std::fs::read(&self.path).map_err(io(&self.path))?;
+        let (entries, _) = decode_frames(&bytes);
+        let (mut log, mut at, mut cut) = (Log::default(), 0usize, None);
+        if target.is_none() {
+            cut = Some((0, Log::default()));
+        }
+        for e in &entries {
+            e.apply(&mut log);
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+            at += FRAME_HEADER + len as usize;
+            if Some(&log) == target {
+                cut = Some((at, log.clone()));
+            }
+        }
+        let Some((offset, log)) = cut else {
+            return Ok(false);
+        };
+        self.file.set_len(offset as u64).map_err(io(&self.path))?;
+        self.file.sync_all().map_err(io(&self.path))?;
+        self.disk = log;
+        self.dirty = false;
+        Ok(true)
+    }
+
     /// fsyncs the appended frames, if any were appended since the last sync.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         if self.dirty {
@@ -500,6 +530,24 @@ mod tests {
         assert_eq!(r.frames, 2, "a snapshot, then a delta");
     }
 
+    #[test]
+    fn rollback_cuts_back_to_a_saved_log() {
+        let p = tmp("rollback");
+        let (mut s, _) = SegmentStore::open(&p).unwrap();
+        for n in 1..=3 {
+            s.save(&log_of(&(1..=n).collect::<Vec<_>>())).unwrap();
+        }
+        assert!(s.rollback_to(Some(&log_of(&[1, 2]))).unwrap());
+        assert!(!s.rollback_to(Some(&log_of(&[7]))).unwrap(), "never saved");
+        s.save(&log_of(&[1, 2, 4])).unwrap();
+        drop(s);
+        assert_eq!(reopen(&p).log, Some(log_of(&[1, 2, 4])));
+        let (mut s, _) = SegmentStore::open(&p).unwrap();
+        assert!(s.rollback_to(None).unwrap());
+        drop(s);
+        assert_eq!(reopen(&p).log, None);
+    }
+
     /// One change a segment may make to its log between saves.
     #[derive(Clone, Debug)]
     enum Change {
@@ -529,11 +577,17 @@ mod tests {
             epoch,
         };
         match *c {
-            Change::Insert(l, e) => drop(log.insert(r(l, e))),
-            Change::InsertUnchecked(l, e) => drop(log.insert_unchecked(r(l, e))),
-            Change::Raise(e) => drop(log.raise_epoch(e)),
+            Change::Insert(l, e) => {
+                let _ = log.insert(r(l, e));
+            }
+            Change::InsertUnchecked(l, e) => {
+                let _ = log.insert_unchecked(r(l, e));
+            }
+            Change::Raise(e) => {
+                let _ = log.raise_epoch(e);
+            }
             Change::Learn(epoch, after, upto) => {
-                drop(log.learn(&[Truncation { epoch, after, upto }]))
+                let _ = log.learn(&[Truncation { epoch, after, upto }]);
             }
             Change::Lag => return older.clone(),
         }

@@ -8,10 +8,12 @@
 //! The model's `Step` ignores unknown fields, so a line with `clock` is still a valid model line.
 //!
 //! When a process restarts onto an existing trace file it appends [`Input::Crash`] and then the
-//! `Start` with the storage it recovered, exactly as the model writes a restart.
+//! `Start` with the storage it recovered, exactly as the model writes a restart. The file's last
+//! `Save` ([`Previous::last_save`]) is what that storage must be: replay checks it.
 
 use serde_json::Value;
-use sixfold_model::trace::{Header, Line, Step};
+use sixfold_model::actor::NodeStorage;
+use sixfold_model::trace::{Header, Input, Line, Output, Step};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -46,12 +48,38 @@ pub struct TraceLog {
 }
 
 /// What an existing trace file said about the previous run of this process.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Previous {
     /// Whether the file already held steps (so this start is a restart).
     pub had_steps: bool,
     /// The highest clock recorded.
     pub last_clock: u64,
+    /// The storage of the last recorded `Save` (`None` if none, or if the disk was lost since):
+    /// what the restart must find on disk for replay to accept it.
+    pub last_save: Option<NodeStorage>,
+}
+
+impl Previous {
+    /// Takes one recorded line into account.
+    fn observe(&mut self, line: &str) {
+        self.had_steps = true;
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        if let Some(c) = v.get(CLOCK_FIELD).and_then(Value::as_u64) {
+            self.last_clock = self.last_clock.max(c);
+        }
+        if let Ok(Line::Step(step)) = serde_json::from_value::<Line>(v) {
+            if step.input == Input::LoseDisk {
+                self.last_save = None;
+            }
+            for o in step.outputs {
+                if let Output::Save { storage } = o {
+                    self.last_save = Some(storage);
+                }
+            }
+        }
+    }
 }
 
 impl TraceLog {
@@ -102,12 +130,7 @@ impl TraceLog {
             }
         }
         for l in lines {
-            prev.had_steps = true;
-            if let Ok(v) = serde_json::from_str::<Value>(l) {
-                if let Some(c) = v.get(CLOCK_FIELD).and_then(Value::as_u64) {
-                    prev.last_clock = prev.last_clock.max(c);
-                }
-            }
+            prev.observe(l);
         }
         Ok((
             TraceLog {

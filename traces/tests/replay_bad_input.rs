@@ -80,3 +80,30 @@ fn an_edited_output_is_reported_at_its_line() {
         other => panic!("expected a mismatch, got {other:?}"),
     }
 }
+
+/// A restart must find on disk exactly what the actor last saved: a record that vanished from
+/// the restart's storage is pointed at, at the `start` line.
+#[test]
+fn a_restart_from_storage_never_saved_is_reported_at_its_line() {
+    let (_, text) = run_trace();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"start\",\"storage\":{"))
+        .expect("a restart from a saved log");
+    let last = "{\"epoch\":1,\"key\":0,\"lsn\":3,\"value\":30}";
+    assert!(lines[i].contains(last), "{}", lines[i]);
+    lines[i] = lines[i].replacen(&format!(",{last}"), "", 1);
+    let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
+    match replay::replay(&trace).verdict {
+        Verdict::Mismatch { at, detail } => {
+            assert_eq!(at.line, i + 1);
+            assert!(detail.contains("its last save in the trace"), "{detail}");
+            assert!(
+                detail.contains("log [1-3]") && detail.contains("log [1-2]"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
