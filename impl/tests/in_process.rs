@@ -5,6 +5,7 @@
 use sixfold_impl::client::Client;
 use sixfold_impl::host::{self, NodeHandle, NodeSpec, ACTORS};
 use sixfold_impl::layout::Layout;
+use sixfold_impl::wire::{self, Frame};
 use sixfold_model::config::Config;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -88,11 +89,15 @@ fn garbage_on_a_port_closes_that_connection_only() {
     for addr in [layout.client, layout.peers[2]] {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(&[0, 0, 0, 5, b'{', b'x', 0xff, 1, 2]).unwrap();
+        // A one-byte body after a checksum it does not have.
+        s.write_all(&[1, 0, 0, 0, b'{', b'x', 0xff, 1, 2]).unwrap();
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf);
-        let text = String::from_utf8_lossy(&buf);
-        assert!(text.contains("error"), "got {text:?}");
+        let reply = wire::read_frame(&mut &buf[..]);
+        assert!(
+            matches!(&reply, Ok(Frame::Error { reason }) if reason.contains("checksum")),
+            "got {reply:?}"
+        );
     }
     assert_eq!(c.write(1, 2).unwrap(), 2);
     assert_eq!(c.read(1).unwrap().value, 2);
