@@ -4,7 +4,7 @@
 use sixfold_impl::client::Client;
 use sixfold_impl::host::{ACTORS, WRITER_ID};
 use sixfold_impl::layout::Layout;
-use sixfold_impl::storage::SegmentStore;
+use sixfold_impl::storage::{self, SegmentStore};
 use sixfold_impl::wire::{self, Frame};
 use sixfold_model::config::Config;
 use sixfold_model::msg::Msg;
@@ -189,6 +189,27 @@ fn a_segment_sigkilled_mid_load_restarts_from_its_files_and_catches_up() {
     assert_eq!(cl.client().read(7).unwrap().value, v);
 }
 
+/// The `(start, end)` byte ranges of the frames of a segment log.
+fn frame_ends(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + storage::FRAME_HEADER <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let end = at + storage::FRAME_HEADER + len;
+        frames.push((at, end));
+        at = end;
+    }
+    frames
+}
+
+/// Whether one frame is a save that added the record with this LSN.
+fn holds_lsn(frame: &[u8], lsn: u64) -> bool {
+    match storage::decode_frames(frame).0.as_slice() {
+        [storage::Entry::Delta(d)] => d.records.iter().any(|r| r.lsn == lsn),
+        _ => false,
+    }
+}
+
 #[test]
 fn a_corrupted_log_byte_is_caught_and_the_bad_record_is_never_served() {
     let mut cl = TestCluster::start("corrupt");
@@ -198,15 +219,15 @@ fn a_corrupted_log_byte_is_caught_and_the_bad_record_is_never_served() {
     }
     cl.wait_disk_scl(0, 20);
     cl.kill9(0);
-    // Corrupt record 10's value in segment 0's log: 1010 becomes 1090, still valid JSON.
+    // Corrupt the last byte of the frame (one save) that holds record 10: only the crc can tell.
     let path = cl.log_file(0);
     let mut bytes = std::fs::read(&path).unwrap();
-    let needle = b"\"value\":1010";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("record 10 on disk");
-    bytes[at + needle.len() - 2] = b'9';
+    let end = frame_ends(&bytes)
+        .into_iter()
+        .find(|&(start, end)| holds_lsn(&bytes[start..end], 10))
+        .expect("record 10 on disk")
+        .1;
+    bytes[end - 1] ^= 0x08;
     std::fs::write(&path, &bytes).unwrap();
     let size = bytes.len();
     cl.spawn(0);
