@@ -26,7 +26,7 @@ enum Command {
     /// List the mutants: deliberately broken variants and the property each must break.
     Mutants,
     /// Check a recorded history for linearizability (exit 0 yes, 1 no, 3 unknown, 2 bad input).
-    Lincheck(sixfold_checks::lincheck::cli::LincheckArgs),
+    Lincheck(sixfold_checks::lincheck_cmd::LincheckArgs),
     /// Start a local cluster (6 storage nodes in 3 AZs, a writer, a client port) until Ctrl-C.
     Cluster(sixfold_checks::cluster::ClusterArgs),
     /// Run one cluster member (storage node or writer) as this process.
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Command::Check(args) => sixfold_checks::check_cmd::run_check(&args),
         Command::Explore(args) => sixfold_checks::check_cmd::run_explore(&args),
         Command::Mutants => sixfold_checks::check_cmd::run_mutants(),
-        Command::Lincheck(args) => sixfold_checks::lincheck::cli::run(&args),
+        Command::Lincheck(args) => sixfold_checks::lincheck_cmd::run(&args),
         Command::Cluster(args) => sixfold_checks::cluster::run_cluster(&args),
         Command::Node(args) => sixfold_checks::cluster::run_node(&args),
         Command::Client(args) => sixfold_checks::cluster::run_client(&args),

@@ -1,14 +1,10 @@
-//! The `sixfold lincheck` command line: exit statuses, verdict output and error messages, and
-//! sixfold's NDJSON history format end to end.
+//! The `sixfold lincheck` command line: exit statuses, verdict output and error messages. The
+//! checker's own tests (formats, verdicts, properties) are in `checks/lincheck/tests`.
 
 /// Named `lincheck` so `cargo test lincheck` selects these tests.
 mod lincheck {
-    use sixfold_checks::lincheck::history::{
-        parse, Format, HistoryWriter, OpKind, Outcome, Record, Value,
-    };
-    use sixfold_checks::lincheck::search::{check, CheckOptions, Verdict};
-    use sixfold_checks::lincheck::{LincheckError, ModelKind};
-    use std::path::{Path, PathBuf};
+    use sixfold_lincheck::history::{HistoryLine, HistoryWriter, OpKind, Outcome, Value};
+    use std::path::PathBuf;
     use std::process::Command;
 
     fn scratch(name: &str, contents: &str) -> PathBuf {
@@ -44,8 +40,8 @@ mod lincheck {
         )
     }
 
-    fn rec(client: u64, call: u64, ret: u64, op: OpKind, value: Option<i64>) -> Record {
-        Record {
+    fn rec(client: u64, call: u64, ret: u64, op: OpKind, value: Option<i64>) -> HistoryLine {
+        HistoryLine {
             client,
             call,
             ret: Some(ret),
@@ -67,60 +63,9 @@ mod lincheck {
             rec(0, 25, 28, OpKind::Read, Some(1)),
             rec(2, 40, 50, OpKind::Read, Some(1)),
         ] {
-            w.record(&r).expect("write record");
+            w.record(&r).expect("write history line");
         }
         String::from_utf8(w.finish().expect("finish")).expect("utf8")
-    }
-
-    #[test]
-    fn ndjson_written_by_the_writer_reads_back_and_checks() {
-        let text = stale_read_history();
-        let history = parse(Path::new("mem"), &text, Format::Auto).expect("parses");
-        assert_eq!(history.ops.len(), 4);
-        let options = CheckOptions {
-            model: ModelKind::Register,
-            time_limit: None,
-        };
-        assert_eq!(check(&history, &options).verdict, Verdict::NotLinearizable);
-        // Without the stale read the rest is linearizable.
-        let fine: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
-        let history = parse(Path::new("mem"), &fine, Format::Ndjson).expect("parses");
-        assert_eq!(check(&history, &options).verdict, Verdict::Linearizable);
-    }
-
-    #[test]
-    fn unknown_outcomes_may_take_effect_late_or_never() {
-        let text = r#"{"client":0,"call":0,"outcome":"unknown","op":"write","value":7}
-{"client":1,"call":5,"return":6,"outcome":"ok","op":"read","value":null}
-{"client":1,"call":100,"return":101,"outcome":"ok","op":"read","value":7}
-{"client":1,"call":200,"return":201,"outcome":"ok","op":"read","value":7}
-"#;
-        let history = parse(Path::new("mem"), text, Format::Auto).expect("parses");
-        let options = CheckOptions {
-            model: ModelKind::Register,
-            time_limit: None,
-        };
-        assert_eq!(check(&history, &options).verdict, Verdict::Linearizable);
-        // But once seen, it cannot be undone.
-        let undone = format!(
-            "{text}{}\n",
-            r#"{"client":1,"call":300,"return":301,"outcome":"ok","op":"read","value":null}"#
-        );
-        let history = parse(Path::new("mem"), &undone, Format::Auto).expect("parses");
-        assert_eq!(check(&history, &options).verdict, Verdict::NotLinearizable);
-    }
-
-    #[test]
-    fn bad_ndjson_names_file_and_line() {
-        let text = "{\"client\":0,\"call\":0,\"return\":1,\"outcome\":\"ok\",\"op\":\"read\"}\n\
-                    {\"client\":0,\"call\":5,\"return\":1,\"outcome\":\"ok\",\"op\":\"read\"}\n";
-        match parse(Path::new("h.ndjson"), text, Format::Auto) {
-            Err(LincheckError::Parse { line, message, .. }) => {
-                assert_eq!(line, 2);
-                assert!(message.contains("before call"), "{message}");
-            }
-            other => panic!("expected a parse error, got {other:?}"),
-        }
     }
 
     #[test]

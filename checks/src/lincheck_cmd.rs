@@ -1,12 +1,12 @@
 //! The `sixfold lincheck` subcommand: load a history, check it, print the verdict and its
 //! evidence, optionally write the HTML visualization, and exit with a status scripts can use.
+//! The checker itself is the `sixfold-lincheck` crate; this is only its command line.
 
-use super::history::{self, Format, History};
-use super::search::{self, CheckOptions, Outcome, Verdict};
-use super::{html, LincheckError, ModelKind};
+use sixfold_lincheck::history::{Format, History};
+use sixfold_lincheck::{html, load_checked, CheckOptions, PartitionOutcome, Report, Spec, Verdict};
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ pub struct LincheckArgs {
     pub file: PathBuf,
     /// The data type the history was recorded against.
     #[arg(long, value_enum)]
-    pub model: ModelKind,
+    pub model: Spec,
     /// The input format.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
@@ -51,24 +51,6 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a valid time limit"))
 }
 
-/// Loads a history and checks every operation fits `model`, so bad input is reported with its
-/// file and line before any search starts.
-pub fn load_checked(
-    path: &Path,
-    format: Format,
-    model: ModelKind,
-) -> Result<History, LincheckError> {
-    let history = history::load(path, format)?;
-    for op in &history.ops {
-        model.validate(op).map_err(|message| LincheckError::Parse {
-            path: path.to_path_buf(),
-            line: op.line,
-            message,
-        })?;
-    }
-    Ok(history)
-}
-
 /// Runs the subcommand and returns its exit status.
 pub fn run(args: &LincheckArgs) -> ExitCode {
     let history = match load_checked(&args.file, args.format, args.model) {
@@ -80,10 +62,10 @@ pub fn run(args: &LincheckArgs) -> ExitCode {
     };
     let started = Instant::now();
     let options = CheckOptions {
-        model: args.model,
+        spec: args.model,
         time_limit: args.time_limit,
     };
-    let report = search::check(&history, &options);
+    let report = sixfold_lincheck::check(&history, &options);
     let elapsed = started.elapsed();
     let name = args.file.display();
     let mut out = String::new();
@@ -104,7 +86,7 @@ pub fn run(args: &LincheckArgs) -> ExitCode {
             let open = report
                 .partitions
                 .iter()
-                .filter(|p| !matches!(p.outcome, Outcome::Linearizable(_)))
+                .filter(|p| !matches!(p.outcome, PartitionOutcome::Linearizable(_)))
                 .count();
             let _ = writeln!(
                 out,
@@ -133,11 +115,7 @@ pub fn run(args: &LincheckArgs) -> ExitCode {
 
 /// Writes the evidence of the first violation: the prefix, the state after it, the blocked
 /// operation and the candidates that cannot be placed.
-fn describe_violation(
-    out: &mut String,
-    history: &History,
-    report: &search::Report,
-) -> std::fmt::Result {
+fn describe_violation(out: &mut String, history: &History, report: &Report) -> std::fmt::Result {
     let Some((part, v)) = report.violation() else {
         return Ok(());
     };

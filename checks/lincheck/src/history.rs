@@ -22,7 +22,7 @@
 //! call, or never (its `return`, if present, is kept for display only). A `fail`ed cas is an
 //! observation (the value differed from `from`); other `fail`ed operations are dropped.
 
-use super::LincheckError;
+use crate::LincheckError;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -115,7 +115,7 @@ pub struct Operation {
     pub key: Option<String>,
     /// What it did and observed.
     pub action: Action,
-    /// 1-based source line of the invocation (or of the record), for messages.
+    /// 1-based source line of the invocation (or of the history line), for messages.
     pub line: usize,
 }
 
@@ -172,7 +172,7 @@ pub enum OpKind {
 /// runtime serializes (through [`HistoryWriter`]) and the checker deserializes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Record {
+pub struct HistoryLine {
     /// The issuing client.
     pub client: u64,
     /// Invocation time (ns on a clock shared by all clients).
@@ -198,8 +198,8 @@ pub struct Record {
     pub to: Option<Value>,
 }
 
-impl Record {
-    /// Converts a record into an operation; `Ok(None)` when it is dropped because it cannot
+impl HistoryLine {
+    /// Converts a history line into an operation; `Ok(None)` when it is dropped because it cannot
     /// have had an effect or an observation (a failed or unknown read, a failed write).
     pub fn into_operation(self, line: usize) -> Result<Option<Operation>, String> {
         let ret = match (self.outcome, self.ret) {
@@ -242,7 +242,7 @@ impl Record {
     }
 }
 
-/// Writes sixfold NDJSON histories, one [`Record`] per line, so the runtime's clients record
+/// Writes sixfold NDJSON histories, one [`HistoryLine`] per line, so the runtime's clients record
 /// exactly what the checker reads.
 pub struct HistoryWriter<W: Write> {
     out: W,
@@ -254,9 +254,9 @@ impl<W: Write> HistoryWriter<W> {
         HistoryWriter { out }
     }
 
-    /// Appends one record as a line.
-    pub fn record(&mut self, record: &Record) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
+    /// Appends one history line.
+    pub fn record(&mut self, line: &HistoryLine) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, line)?;
         self.out.write_all(b"\n")
     }
 
@@ -281,9 +281,9 @@ pub fn parse_ndjson(path: &Path, text: &str) -> Result<History, LincheckError> {
             line,
             message,
         };
-        let record: Record =
+        let parsed: HistoryLine =
             serde_json::from_str(raw).map_err(|e| err(format!("bad history record: {e}")))?;
-        if let Some(op) = record.into_operation(line).map_err(err)? {
+        if let Some(op) = parsed.into_operation(line).map_err(err)? {
             ops.push(op);
         }
     }
@@ -291,7 +291,8 @@ pub fn parse_ndjson(path: &Path, text: &str) -> Result<History, LincheckError> {
 }
 
 /// The input formats the checker reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
     /// Guess from the first non-blank line.
     Auto,
@@ -320,8 +321,8 @@ pub fn parse(path: &Path, text: &str, format: Format) -> Result<History, Linchec
         format
     };
     match format {
-        Format::JepsenLog => super::jepsen::parse_log(path, text),
-        Format::JepsenEdn => super::jepsen::parse_edn(path, text),
+        Format::JepsenLog => crate::jepsen::parse_log(path, text),
+        Format::JepsenEdn => crate::jepsen::parse_edn(path, text),
         // `detect` never answers Auto.
         Format::Ndjson | Format::Auto => parse_ndjson(path, text),
     }

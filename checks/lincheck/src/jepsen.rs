@@ -8,8 +8,8 @@
 //! `:info` is unknown (the operation may take effect at any time after its invocation, or
 //! never). Invocations still open at the end of the history are unknown too.
 
-use super::history::{Action, History, Operation, Value};
-use super::LincheckError;
+use crate::history::{Action, History, Operation, Value};
+use crate::LincheckError;
 use std::collections::HashMap;
 use std::path::Path;
 

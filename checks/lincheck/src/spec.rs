@@ -4,12 +4,14 @@
 //! Every model state is interned to a `u32`, so the search hashes and compares states in
 //! constant time whatever the values are (kv values grow with every append).
 
-use super::history::{Action, History, Operation, Value};
+use crate::history::{Action, History, Operation, Value};
 use std::collections::HashMap;
 
-/// The data types a history can be checked against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModelKind {
+/// The sequential specifications (data types) a history can be checked against: the
+/// `--model` of `sixfold lincheck`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Spec {
     /// A single read/write register, initially nil.
     Register,
     /// A single register with compare-and-set, initially nil (Jepsen etcd).
@@ -19,17 +21,17 @@ pub enum ModelKind {
     Kv,
 }
 
-impl std::fmt::Display for ModelKind {
+impl std::fmt::Display for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            ModelKind::Register => "register",
-            ModelKind::CasRegister => "cas-register",
-            ModelKind::Kv => "kv",
+            Spec::Register => "register",
+            Spec::CasRegister => "cas-register",
+            Spec::Kv => "kv",
         })
     }
 }
 
-impl ModelKind {
+impl Spec {
     /// Checks that `op` is meaningful for this model, so that a history recorded for another
     /// data type is rejected with a clear message instead of a bogus verdict.
     pub fn validate(self, op: &Operation) -> Result<(), String> {
@@ -40,17 +42,15 @@ impl ModelKind {
             Ok(())
         };
         match (self, &op.action) {
-            (ModelKind::Register, Action::Cas { .. }) => Err(
+            (Spec::Register, Action::Cas { .. }) => Err(
                 "cas is not an operation of the register model (use --model cas-register)".into(),
             ),
-            (ModelKind::Register | ModelKind::CasRegister, Action::Append { .. }) => Err(format!(
+            (Spec::Register | Spec::CasRegister, Action::Append { .. }) => Err(format!(
                 "append is not an operation of the {self} model (use --model kv)"
             )),
-            (ModelKind::Register | ModelKind::CasRegister, _) => register(op),
-            (ModelKind::Kv, Action::Cas { .. }) => {
-                Err("cas is not an operation of the kv model".into())
-            }
-            (ModelKind::Kv, action) => {
+            (Spec::Register | Spec::CasRegister, _) => register(op),
+            (Spec::Kv, Action::Cas { .. }) => Err("cas is not an operation of the kv model".into()),
+            (Spec::Kv, action) => {
                 if op.key.is_none() {
                     return Err("kv operations need a key".into());
                 }
@@ -70,7 +70,7 @@ impl ModelKind {
     /// Splits a history into independently checkable partitions (P-compositionality): one per
     /// key for kv, a single one for the registers. Partitions keep input order.
     pub fn partition(self, history: &History) -> Vec<Partition> {
-        if self != ModelKind::Kv {
+        if self != Spec::Kv {
             return vec![Partition {
                 key: None,
                 ops: (0..history.ops.len()).collect(),
@@ -258,7 +258,7 @@ pub(crate) const INITIAL: u32 = 0;
 
 impl Stepper {
     /// Compiles the operations of one partition, in the order given.
-    pub(crate) fn compile(kind: ModelKind, ops: &[&Operation]) -> Stepper {
+    pub(crate) fn compile(spec: Spec, ops: &[&Operation]) -> Stepper {
         let mut s = Stepper {
             steps: Vec::with_capacity(ops.len()),
             // Id 0 is nil; "nil" is never a stored Value, so this placeholder is never looked up.
@@ -267,7 +267,7 @@ impl Stepper {
             ropes: None,
             appended: FxMap::default(),
         };
-        if kind == ModelKind::Kv {
+        if spec == Spec::Kv {
             let mut ropes = Ropes::default();
             ropes.leaf(""); // INITIAL
             s.ropes = Some(ropes);

@@ -2,9 +2,9 @@
 //! the network): one lane per client, operations as bars over rank-compressed time, the
 //! (partial) linearization numbered in order, and the point where it fails.
 
-use super::history::History;
-use super::search::{Outcome, PartitionReport, Report, Verdict};
-use super::ModelKind;
+use crate::history::History;
+use crate::search::{PartitionOutcome, PartitionReport, Report, Verdict};
+use crate::Spec;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,7 +20,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Renders the page: the violating partition for a violation, every partition otherwise.
-pub fn render(file: &Path, model: ModelKind, history: &History, report: &Report) -> String {
+pub fn render(file: &Path, spec: Spec, history: &History, report: &Report) -> String {
     let verdict = match report.verdict {
         Verdict::Linearizable => "LINEARIZABLE",
         Verdict::NotLinearizable => "NOT LINEARIZABLE",
@@ -40,6 +40,7 @@ pub fn render(file: &Path, model: ModelKind, history: &History, report: &Report)
          <span style=\"background:#ef6c00\">could come next, but cannot be placed</span>\
          <span style=\"background:#9e9e9e\">not reached</span> dashed: outcome unknown</p>",
         name = escape(&file.display().to_string()),
+        model = spec,
         ops = history.ops.len(),
         parts = report.partitions.len(),
     );
@@ -60,14 +61,14 @@ fn section(page: &mut String, history: &History, part: &PartitionReport) {
         let _ = write!(page, "<h2>key {}</h2>", escape(&format!("{key:?}")));
     }
     let (order, blocked, candidates, state) = match &part.outcome {
-        Outcome::Linearizable(order) => (order.clone(), None, Vec::new(), None),
-        Outcome::Violation(v) => (
+        PartitionOutcome::Linearizable(order) => (order.clone(), None, Vec::new(), None),
+        PartitionOutcome::Violation(v) => (
             v.prefix.clone(),
             Some(v.blocked),
             v.candidates.iter().map(|&(i, _)| i).collect(),
             Some(v.state.clone()),
         ),
-        Outcome::TimedOut | Outcome::Cancelled => {
+        PartitionOutcome::TimedOut | PartitionOutcome::Cancelled => {
             page.push_str("<p>undecided (time limit or cancelled)</p>");
             (Vec::new(), None, Vec::new(), None)
         }

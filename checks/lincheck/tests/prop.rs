@@ -5,9 +5,8 @@
 /// Named `lincheck` so `cargo test lincheck` selects these tests.
 mod lincheck {
     use proptest::prelude::*;
-    use sixfold_checks::lincheck::history::{Action, History, Operation, Value};
-    use sixfold_checks::lincheck::search::{check, CheckOptions, Verdict};
-    use sixfold_checks::lincheck::ModelKind;
+    use sixfold_lincheck::history::{Action, History, Operation, Value};
+    use sixfold_lincheck::{check, CheckOptions, Spec, Verdict};
 
     /// One step of a sequential execution, before outputs are known.
     #[derive(Clone, Debug)]
@@ -20,9 +19,9 @@ mod lincheck {
 
     /// A generated operation: its kind, key, how far its interval stretches around its
     /// linearization point, whether its outcome gets lost, and its client.
-    type Spec = (Gen, u8, u64, u64, bool, u64);
+    type Planned = (Gen, u8, u64, u64, bool, u64);
 
-    fn spec(kv: bool) -> impl Strategy<Value = Spec> {
+    fn planned(kv: bool) -> impl Strategy<Value = Planned> {
         let gen = if kv {
             prop_oneof![Just(Gen::Read), Just(Gen::Write), Just(Gen::Append)].boxed()
         } else {
@@ -43,13 +42,13 @@ mod lincheck {
         )
     }
 
-    /// Runs the specs sequentially (op k takes effect at time 10k) against a real register or
+    /// Runs the planned operations sequentially (op k takes effect at time 10k) against a real register or
     /// map, recording what each observed; written values are unique.
-    fn execute(specs: &[Spec], kv: bool) -> History {
+    fn execute(plan: &[Planned], kv: bool) -> History {
         let mut state: std::collections::HashMap<Option<String>, Option<Value>> =
             std::collections::HashMap::new();
         let mut ops = Vec::new();
-        for (k, (gen, key, before, after, lost, client)) in specs.iter().enumerate() {
+        for (k, (gen, key, before, after, lost, client)) in plan.iter().enumerate() {
             let key = kv.then(|| key.to_string());
             let current = state.get(&key).cloned().flatten();
             let fresh = if kv {
@@ -126,19 +125,19 @@ mod lincheck {
         History { ops }
     }
 
-    fn verdict(history: &History, model: ModelKind) -> Verdict {
+    fn verdict(history: &History, spec: Spec) -> Verdict {
         let options = CheckOptions {
-            model,
+            spec,
             time_limit: None,
         };
         check(history, &options).verdict
     }
 
-    fn model(kv: bool) -> ModelKind {
+    fn spec(kv: bool) -> Spec {
         if kv {
-            ModelKind::Kv
+            Spec::Kv
         } else {
-            ModelKind::CasRegister
+            Spec::CasRegister
         }
     }
 
@@ -148,23 +147,23 @@ mod lincheck {
         #[test]
         fn executions_with_overlap_are_linearizable(
             kv in any::<bool>(),
-            specs in prop::collection::vec(spec(false), 1..80),
-            kv_specs in prop::collection::vec(spec(true), 1..80),
+            plan in prop::collection::vec(planned(false), 1..80),
+            kv_plan in prop::collection::vec(planned(true), 1..80),
         ) {
-            let specs = if kv { kv_specs } else { specs };
-            let history = execute(&specs, kv);
-            prop_assert_eq!(verdict(&history, model(kv)), Verdict::Linearizable);
+            let plan = if kv { kv_plan } else { plan };
+            let history = execute(&plan, kv);
+            prop_assert_eq!(verdict(&history, spec(kv)), Verdict::Linearizable);
         }
 
         #[test]
         fn reading_a_value_before_it_is_written_is_caught(
             kv in any::<bool>(),
-            specs in prop::collection::vec(spec(false), 1..80),
-            kv_specs in prop::collection::vec(spec(true), 1..80),
+            plan in prop::collection::vec(planned(false), 1..80),
+            kv_plan in prop::collection::vec(planned(true), 1..80),
             pick in any::<prop::sample::Index>(),
         ) {
-            let specs = if kv { kv_specs } else { specs };
-            let mut history = execute(&specs, kv);
+            let plan = if kv { kv_plan } else { plan };
+            let mut history = execute(&plan, kv);
             // Plant a read, completed before some write's invocation, that sees that write's
             // unique value (for kv: an append's unique suffix on its own, never a whole value
             // since appends only grow values, so any key's reads are also impossible).
@@ -191,18 +190,18 @@ mod lincheck {
                 line: 0,
             };
             history.ops.push(read);
-            prop_assert_eq!(verdict(&history, model(kv)), Verdict::NotLinearizable);
+            prop_assert_eq!(verdict(&history, spec(kv)), Verdict::NotLinearizable);
         }
 
         #[test]
         fn a_read_of_a_never_written_value_is_caught(
             kv in any::<bool>(),
-            specs in prop::collection::vec(spec(false), 1..80),
-            kv_specs in prop::collection::vec(spec(true), 1..80),
+            plan in prop::collection::vec(planned(false), 1..80),
+            kv_plan in prop::collection::vec(planned(true), 1..80),
             pick in any::<prop::sample::Index>(),
         ) {
-            let specs = if kv { kv_specs } else { specs };
-            let mut history = execute(&specs, kv);
+            let plan = if kv { kv_plan } else { plan };
+            let mut history = execute(&plan, kv);
             let reads: Vec<usize> = (0..history.ops.len())
                 .filter(|&i| matches!(history.ops[i].action, Action::Read { .. }))
                 .collect();
@@ -210,7 +209,7 @@ mod lincheck {
             let i = *pick.get(&reads);
             let never = if kv { Value::Str("never".into()) } else { Value::Int(-7) };
             history.ops[i].action = Action::Read { value: Some(never) };
-            prop_assert_eq!(verdict(&history, model(kv)), Verdict::NotLinearizable);
+            prop_assert_eq!(verdict(&history, spec(kv)), Verdict::NotLinearizable);
         }
 
         #[test]
@@ -245,7 +244,7 @@ mod lincheck {
             } else {
                 Verdict::NotLinearizable
             };
-            prop_assert_eq!(verdict(&history, ModelKind::CasRegister), expected);
+            prop_assert_eq!(verdict(&history, Spec::CasRegister), expected);
         }
     }
 

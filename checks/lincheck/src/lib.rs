@@ -1,7 +1,7 @@
 //! A fast linearizability checker for recorded histories.
 //!
 //! Stateright's `LinearizabilityTester` works inside a model but searches without memoization,
-//! so it cannot check what a real cluster records. This module checks recorded histories with
+//! so it cannot check what a real cluster records. This crate checks recorded histories with
 //! the Wing–Gong / Lowe just-in-time linearization search, memoizing every visited
 //! (set of linearized operations, model state) pair, splitting kv histories into independent
 //! per-key partitions (P-compositionality) that are checked in parallel, and collapsing
@@ -11,25 +11,43 @@
 //! - [`history`]: the operation type every format is parsed into, and sixfold's own NDJSON
 //!   history format (with [`history::HistoryWriter`] for the runtime to record it).
 //! - [`jepsen`]: parsers for the Jepsen etcd console logs and kv EDN histories.
-//! - [`model`]: the sequential specifications (register, cas-register, kv).
+//! - [`spec`]: the sequential specifications (register, cas-register, kv).
 //! - [`search`]: the search itself and the parallel partition driver.
 //! - [`html`]: a self-contained HTML visualization of a verdict.
-//! - [`cli`]: the `sixfold lincheck` subcommand.
+//!
+//! The `sixfold lincheck` subcommand (in the `sixfold-checks` crate) is a thin command line
+//! over [`load_checked`], [`check`] and [`html::render`]. With the `clap` feature, [`Spec`] and
+//! [`history::Format`] derive `clap::ValueEnum` so a command line can take them as flags.
 //!
 //! See `docs/lincheck.md` for the formats, the CLI and measured speed.
 
-pub mod cli;
+#![warn(missing_docs)]
+
 pub mod history;
 pub mod html;
 pub mod jepsen;
-pub mod model;
 pub mod search;
+pub mod spec;
 
-pub use history::{Action, History, Operation};
-pub use model::ModelKind;
-pub use search::{check, CheckOptions, Report, Verdict};
+pub use history::{Action, Format, History, HistoryLine, HistoryWriter, Operation};
+pub use search::{check, CheckOptions, PartitionOutcome, PartitionReport, Report, Verdict};
+pub use spec::Spec;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Loads a history and checks every operation fits `spec`, so bad input is reported with its
+/// file and line before any search starts.
+pub fn load_checked(path: &Path, format: Format, spec: Spec) -> Result<History, LincheckError> {
+    let history = history::load(path, format)?;
+    for op in &history.ops {
+        spec.validate(op).map_err(|message| LincheckError::Parse {
+            path: path.to_path_buf(),
+            line: op.line,
+            message,
+        })?;
+    }
+    Ok(history)
+}
 
 /// Everything that can go wrong before a verdict exists: unreadable files and malformed or
 /// unsupported input. Each variant names the file (and line) so the user can fix the input.

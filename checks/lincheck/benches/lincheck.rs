@@ -1,25 +1,23 @@
 //! Speed benchmark of the linearizability checker on the public Jepsen histories and on a
 //! generated 10,000-operation kv history. Prints a markdown table of per-run times (median and
-//! best of several runs). Run with `cargo bench -p sixfold-checks --bench lincheck`.
+//! best of several runs). Run with `cargo bench -p sixfold-lincheck --bench lincheck`.
 
-use sixfold_checks::lincheck::cli::load_checked;
-use sixfold_checks::lincheck::history::{Action, Format, History, Operation, Value};
-use sixfold_checks::lincheck::search::{check, CheckOptions, Verdict};
-use sixfold_checks::lincheck::ModelKind;
+use sixfold_lincheck::history::{Action, Format, History, Operation, Value};
+use sixfold_lincheck::{check, load_checked, CheckOptions, Spec, Verdict};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 15;
 
 fn histories() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories/porcupine");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/histories/porcupine");
     assert!(dir.is_dir(), "missing {}", dir.display());
     dir
 }
 
-fn load(rel: &str, model: ModelKind) -> History {
+fn load(rel: &str, spec: Spec) -> History {
     let path = histories().join(rel);
-    load_checked(&path, Format::Auto, model).unwrap_or_else(|e| panic!("{e}"))
+    load_checked(&path, Format::Auto, spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `f` RUNS times (after one warm-up): (median, best).
@@ -36,9 +34,9 @@ fn time(mut f: impl FnMut()) -> (Duration, Duration) {
     (times[RUNS / 2], times[0])
 }
 
-fn verdict(history: &History, model: ModelKind) -> Verdict {
+fn verdict(history: &History, spec: Spec) -> Verdict {
     let options = CheckOptions {
-        model,
+        spec,
         time_limit: None,
     };
     check(history, &options).verdict
@@ -110,7 +108,7 @@ fn main() {
         .filter_map(|l| {
             let (n, v) = l.trim().split_once(' ')?;
             let (n, ok): (u32, bool) = (n.parse().ok()?, v.parse().ok()?);
-            let history = load(&format!("jepsen/etcd_{n:03}.log"), ModelKind::CasRegister);
+            let history = load(&format!("jepsen/etcd_{n:03}.log"), Spec::CasRegister);
             let want = if ok {
                 Verdict::Linearizable
             } else {
@@ -120,18 +118,18 @@ fn main() {
         })
         .collect();
     assert_eq!(etcd.len(), 102);
-    let etcd_002 = load("jepsen/etcd_002.log", ModelKind::CasRegister);
-    let c50_ok = load("kv/c50-ok.txt", ModelKind::Kv);
-    let c50_bad = load("kv/c50-bad.txt", ModelKind::Kv);
+    let etcd_002 = load("jepsen/etcd_002.log", Spec::CasRegister);
+    let c50_ok = load("kv/c50-ok.txt", Spec::Kv);
+    let c50_bad = load("kv/c50-bad.txt", Spec::Kv);
     let big = generated(10_000, 10, 10);
 
     // Verdicts first: a fast wrong answer is worthless.
     for (h, want) in &etcd {
-        assert_eq!(verdict(h, ModelKind::CasRegister), *want);
+        assert_eq!(verdict(h, Spec::CasRegister), *want);
     }
-    assert_eq!(verdict(&c50_ok, ModelKind::Kv), Verdict::Linearizable);
-    assert_eq!(verdict(&c50_bad, ModelKind::Kv), Verdict::NotLinearizable);
-    assert_eq!(verdict(&big, ModelKind::Kv), Verdict::Linearizable);
+    assert_eq!(verdict(&c50_ok, Spec::Kv), Verdict::Linearizable);
+    assert_eq!(verdict(&c50_bad, Spec::Kv), Verdict::NotLinearizable);
+    assert_eq!(verdict(&big, Spec::Kv), Verdict::Linearizable);
 
     println!(
         "lincheck on {} thread(s), {RUNS} runs each (check only, parsing excluded)",
@@ -145,7 +143,7 @@ fn main() {
         "about 1.1 s",
         time(|| {
             for (h, _) in &etcd {
-                verdict(h, ModelKind::CasRegister);
+                verdict(h, Spec::CasRegister);
             }
         }),
     );
@@ -153,28 +151,28 @@ fn main() {
         "etcd_002",
         "about 0.41 s",
         time(|| {
-            verdict(&etcd_002, ModelKind::CasRegister);
+            verdict(&etcd_002, Spec::CasRegister);
         }),
     );
     row(
         "kv c50-ok",
         "about 0.28 s",
         time(|| {
-            verdict(&c50_ok, ModelKind::Kv);
+            verdict(&c50_ok, Spec::Kv);
         }),
     );
     row(
         "kv c50-bad",
         "about 0.04 s",
         time(|| {
-            verdict(&c50_bad, ModelKind::Kv);
+            verdict(&c50_bad, Spec::Kv);
         }),
     );
     row(
         "generated: 10,000 ops, 10 keys, 10 clients",
         "-",
         time(|| {
-            verdict(&big, ModelKind::Kv);
+            verdict(&big, Spec::Kv);
         }),
     );
     row(
@@ -182,8 +180,8 @@ fn main() {
         "-",
         time(|| {
             for n in (0..=102).filter(|&n| n != 95) {
-                let h = load(&format!("jepsen/etcd_{n:03}.log"), ModelKind::CasRegister);
-                verdict(&h, ModelKind::CasRegister);
+                let h = load(&format!("jepsen/etcd_{n:03}.log"), Spec::CasRegister);
+                verdict(&h, Spec::CasRegister);
             }
         }),
     );

@@ -19,8 +19,8 @@
 //!   another valid one, so this loses no linearization, but it turns 2^k subsets of k identical
 //!   pending writes into k + 1.
 
-use super::history::{History, Operation};
-use super::model::{ModelKind, Partition, Step, Stepper, INITIAL};
+use crate::history::{History, Operation};
+use crate::spec::{Partition, Spec, Step, Stepper, INITIAL};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug)]
 pub struct CheckOptions {
     /// The sequential specification.
-    pub model: ModelKind,
+    pub spec: Spec,
     /// Give up with [`Verdict::Unknown`] after this long (never a wrong answer).
     pub time_limit: Option<Duration>,
 }
@@ -68,7 +68,7 @@ pub struct Violation {
 
 /// What the search found for one partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum PartitionOutcome {
     /// Linearizable; the linearization (indices into the history), which leaves out unknown
     /// operations that never took effect.
     Linearizable(Vec<usize>),
@@ -86,7 +86,7 @@ pub struct PartitionReport {
     /// The partition (key and operations).
     pub partition: Partition,
     /// What was found.
-    pub outcome: Outcome,
+    pub outcome: PartitionOutcome,
 }
 
 /// The checker's full answer: the verdict and the per-partition evidence behind it.
@@ -102,18 +102,18 @@ impl Report {
     /// The first violating partition, if any: the evidence to show for a failed check.
     pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
         self.partitions.iter().find_map(|p| match &p.outcome {
-            Outcome::Violation(v) => Some((p, v)),
+            PartitionOutcome::Violation(v) => Some((p, v)),
             _ => None,
         })
     }
 }
 
-/// Checks `history` for linearizability against `options.model`. Partitions are searched in
+/// Checks `history` for linearizability against `options.spec`. Partitions are searched in
 /// parallel in fair slices (see `schedule`); the first violation cancels the others.
 pub fn check(history: &History, options: &CheckOptions) -> Report {
     let deadline = options.time_limit.map(|d| Instant::now() + d);
-    let partitions = options.model.partition(history);
-    let outcomes = schedule(options.model, history, &partitions, deadline);
+    let partitions = options.spec.partition(history);
+    let outcomes = schedule(options.spec, history, &partitions, deadline);
     let partitions: Vec<PartitionReport> = partitions
         .into_iter()
         .zip(outcomes)
@@ -122,10 +122,10 @@ pub fn check(history: &History, options: &CheckOptions) -> Report {
             partition,
         })
         .collect();
-    let any = |f: fn(&Outcome) -> bool| partitions.iter().any(|p| f(&p.outcome));
-    let verdict = if any(|o| matches!(o, Outcome::Violation(_))) {
+    let any = |f: fn(&PartitionOutcome) -> bool| partitions.iter().any(|p| f(&p.outcome));
+    let verdict = if any(|o| matches!(o, PartitionOutcome::Violation(_))) {
         Verdict::NotLinearizable
-    } else if any(|o| matches!(o, Outcome::TimedOut | Outcome::Cancelled)) {
+    } else if any(|o| matches!(o, PartitionOutcome::TimedOut | PartitionOutcome::Cancelled)) {
         Verdict::Unknown
     } else {
         Verdict::Linearizable
@@ -144,13 +144,13 @@ const FIRST_SLICE: u64 = 4096;
 /// when other partitions need long searches (as Go's scheduler does for porcupine's
 /// goroutines); the first violation stops everything. Returns local outcomes by partition.
 fn schedule(
-    kind: ModelKind,
+    spec: Spec,
     history: &History,
     partitions: &[Partition],
     deadline: Option<Instant>,
-) -> Vec<Outcome> {
+) -> Vec<PartitionOutcome> {
     let cancel = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; partitions.len()]);
+    let results: Mutex<Vec<Option<PartitionOutcome>>> = Mutex::new(vec![None; partitions.len()]);
     // The queue holds (partition, its search if started, next slice).
     type Turn<'h> = (usize, Option<Box<Search<'h>>>, u64);
     let queue: Mutex<VecDeque<Turn<'_>>> = Mutex::new(
@@ -168,11 +168,11 @@ fn schedule(
         };
         let mut search = search.unwrap_or_else(|| {
             let ops = partitions[i].ops.iter().map(|&j| &history.ops[j]).collect();
-            Box::new(Search::new(kind, ops))
+            Box::new(Search::new(spec, ops))
         });
         match search.run(slice, deadline) {
             Some(outcome) => {
-                if matches!(outcome, Outcome::Violation(_)) {
+                if matches!(outcome, PartitionOutcome::Violation(_)) {
                     cancel.store(true, Ordering::Relaxed);
                 }
                 if let Ok(mut r) = results.lock() {
@@ -189,17 +189,17 @@ fn schedule(
     let results = results.into_inner().unwrap_or_default();
     results
         .into_iter()
-        .map(|o| o.unwrap_or(Outcome::Cancelled))
+        .map(|o| o.unwrap_or(PartitionOutcome::Cancelled))
         .collect()
 }
 
 /// Maps partition-local operation indices to history indices.
-fn globalize(outcome: Outcome, ops: &[usize]) -> Outcome {
+fn globalize(outcome: PartitionOutcome, ops: &[usize]) -> PartitionOutcome {
     match outcome {
-        Outcome::Linearizable(order) => {
-            Outcome::Linearizable(order.into_iter().map(|i| ops[i]).collect())
+        PartitionOutcome::Linearizable(order) => {
+            PartitionOutcome::Linearizable(order.into_iter().map(|i| ops[i]).collect())
         }
-        Outcome::Violation(v) => Outcome::Violation(Violation {
+        PartitionOutcome::Violation(v) => PartitionOutcome::Violation(Violation {
             prefix: v.prefix.into_iter().map(|i| ops[i]).collect(),
             state: v.state,
             blocked: ops[v.blocked],
@@ -353,9 +353,9 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(kind: ModelKind, ops: Vec<&'a Operation>) -> Search<'a> {
+    fn new(spec: Spec, ops: Vec<&'a Operation>) -> Search<'a> {
         let n = ops.len();
-        let stepper = Stepper::compile(kind, &ops);
+        let stepper = Stepper::compile(spec, &ops);
         let twin = twins(&ops, &stepper);
         let required = ops.iter().filter(|o| o.ret.is_some()).count();
         // Events sorted by time; the list is circular through the sentinel `head`.
@@ -424,13 +424,13 @@ impl<'a> Search<'a> {
 
     /// Runs at most `budget` iterations (or until `deadline`): `Some` with the answer, or
     /// `None` to be resumed later.
-    fn run(&mut self, budget: u64, deadline: Option<Instant>) -> Option<Outcome> {
+    fn run(&mut self, budget: u64, deadline: Option<Instant>) -> Option<PartitionOutcome> {
         if self.required == 0 {
-            return Some(Outcome::Linearizable(Vec::new()));
+            return Some(PartitionOutcome::Linearizable(Vec::new()));
         }
         for iteration in 0..budget {
             if iteration & 1023 == 1023 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Some(Outcome::TimedOut);
+                return Some(PartitionOutcome::TimedOut);
             }
             let cursor = self.cursor;
             if cursor != self.head && self.is_call[cursor] {
@@ -453,7 +453,7 @@ impl<'a> Search<'a> {
                                 self.done += 1;
                                 if self.done == self.required {
                                     let order = self.stack.iter().map(|&(i, _)| i).collect();
-                                    return Some(Outcome::Linearizable(order));
+                                    return Some(PartitionOutcome::Linearizable(order));
                                 }
                             }
                             self.cursor = self.next[self.head];
@@ -478,7 +478,7 @@ impl<'a> Search<'a> {
             let Some((i, before)) = self.stack.pop() else {
                 let (prefix, blocked) = self.best.take().unwrap_or((Vec::new(), 0));
                 let v = explain(&self.ops, &mut self.stepper, prefix, blocked);
-                return Some(Outcome::Violation(v));
+                return Some(PartitionOutcome::Violation(v));
             };
             self.state = before;
             self.zob ^= self.zobrist[i];

@@ -3,15 +3,14 @@
 
 /// Named `lincheck` so `cargo test lincheck` selects these tests.
 mod lincheck {
-    use sixfold_checks::lincheck::cli::load_checked;
-    use sixfold_checks::lincheck::history::Format;
-    use sixfold_checks::lincheck::search::{check, CheckOptions, Outcome, Verdict};
-    use sixfold_checks::lincheck::ModelKind;
+    use sixfold_lincheck::{
+        check, load_checked, CheckOptions, Format, PartitionOutcome, Spec, Verdict,
+    };
     use std::path::{Path, PathBuf};
 
     fn histories() -> PathBuf {
         let dir =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/histories/porcupine");
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/histories/porcupine");
         assert!(
             dir.join("README.md").is_file(),
             "the public histories are missing: expected {} (clone the shared data beside the repo)",
@@ -20,11 +19,11 @@ mod lincheck {
         dir
     }
 
-    fn verdict(path: &Path, model: ModelKind) -> Verdict {
-        let history = load_checked(path, Format::Auto, model)
+    fn verdict(path: &Path, spec: Spec) -> Verdict {
+        let history = load_checked(path, Format::Auto, spec)
             .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
         let options = CheckOptions {
-            model,
+            spec,
             time_limit: None,
         };
         check(&history, &options).verdict
@@ -56,7 +55,7 @@ mod lincheck {
             } else {
                 Verdict::NotLinearizable
             };
-            let got = verdict(&path, ModelKind::CasRegister);
+            let got = verdict(&path, Spec::CasRegister);
             if got != want {
                 wrong.push(format!("etcd_{n:03}: expected {want:?}, got {got:?}"));
             }
@@ -67,10 +66,7 @@ mod lincheck {
     #[test]
     fn empty_etcd_history_is_linearizable() {
         let path = histories().join("jepsen/etcd_095.log");
-        assert_eq!(
-            verdict(&path, ModelKind::CasRegister),
-            Verdict::Linearizable
-        );
+        assert_eq!(verdict(&path, Spec::CasRegister), Verdict::Linearizable);
     }
 
     #[test]
@@ -81,7 +77,7 @@ mod lincheck {
                 ("bad", Verdict::NotLinearizable),
             ] {
                 let path = histories().join(format!("kv/c{clients}-{suffix}.txt"));
-                assert_eq!(verdict(&path, ModelKind::Kv), want, "{}", path.display());
+                assert_eq!(verdict(&path, Spec::Kv), want, "{}", path.display());
             }
         }
     }
@@ -89,11 +85,11 @@ mod lincheck {
     #[test]
     fn kv_is_checked_per_key_and_violations_carry_evidence() {
         let path = histories().join("kv/c10-bad.txt");
-        let history = load_checked(&path, Format::Auto, ModelKind::Kv).expect("parses");
+        let history = load_checked(&path, Format::Auto, Spec::Kv).expect("parses");
         let report = check(
             &history,
             &CheckOptions {
-                model: ModelKind::Kv,
+                spec: Spec::Kv,
                 time_limit: None,
             },
         );
@@ -106,7 +102,7 @@ mod lincheck {
         assert!(v.candidates.iter().any(|&(i, _)| i == v.blocked));
         // Every linearizable partition's order covers all its known-outcome operations.
         for p in &report.partitions {
-            if let Outcome::Linearizable(order) = &p.outcome {
+            if let PartitionOutcome::Linearizable(order) = &p.outcome {
                 let known = p
                     .partition
                     .ops
