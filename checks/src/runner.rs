@@ -10,6 +10,7 @@
 use sixfold_model::config::{Config, Mutant};
 use sixfold_model::failover::FailoverModel;
 use sixfold_model::gossip::GossipModel;
+use sixfold_model::properties::{self, Prop};
 use sixfold_model::quorum::{Bounds, QuorumModel};
 use sixfold_model::symmetry;
 use sixfold_model::trace::Line;
@@ -71,31 +72,28 @@ impl ModelKind {
         }
     }
 
-    /// The mutants this model can run, each with the property it must break.
-    pub fn mutants(self) -> &'static [(Mutant, &'static str)] {
+    /// The model's properties (`sixfold_model::properties`): the one list its checker, replay
+    /// and this runner use.
+    pub fn props(self) -> &'static [Prop] {
         match self {
-            ModelKind::Quorum => &[
-                (Mutant::WriteQuorum3, "durability"),
-                (Mutant::ReadAnyNode, "no stale read"),
-                (Mutant::ReadUnbounded, "no uncommitted read"),
-                (Mutant::AckBeforePersist, "durability"),
-            ],
-            ModelKind::Gossip => &[],
-            ModelKind::Failover => &[
-                (Mutant::NoFencing, "no stale commit"),
-                (Mutant::NoTruncation, "no resurrection"),
-                (Mutant::GossipIgnoresTruncation, "no resurrection"),
-                (Mutant::RecoverWith2, "durability across failover"),
-            ],
+            ModelKind::Quorum => properties::QUORUM,
+            ModelKind::Gossip => properties::GOSSIP,
+            ModelKind::Failover => properties::FAILOVER,
         }
+    }
+
+    /// The mutants this model can run, each with the property it must break, in
+    /// [`Mutant::ALL`] order: read off the properties' `catches` lists.
+    pub fn mutants(self) -> Vec<(Mutant, &'static str)> {
+        Mutant::ALL
+            .into_iter()
+            .filter_map(|m| self.expected_failure(m).map(|p| (m, p)))
+            .collect()
     }
 
     /// The property `mutant` is expected to break in this model, if the model runs it.
     pub fn expected_failure(self, mutant: Mutant) -> Option<&'static str> {
-        self.mutants()
-            .iter()
-            .find(|(m, _)| *m == mutant)
-            .map(|(_, p)| *p)
+        properties::catching_mutant(self.props(), mutant)
     }
 }
 

@@ -46,15 +46,18 @@
 //!   (a segment drops a record because a truncation voids it).
 
 use crate::config::{Config, SEGMENTS};
-use crate::log::Log;
 use crate::msg::FIRST_EPOCH;
+use crate::properties::{self, Judged};
 use crate::quorum::{Bounds, QuorumAction, QuorumModel, QuorumState, NEW_WRITER};
+use crate::writer::WriterState;
 use stateright::{Model, Path, Property};
 
-/// Whether a log holds no record that a truncation it knows of voids (the state half of "no
-/// resurrection"; replay checks recorded runs with it too).
-pub fn clean(log: &Log) -> bool {
-    !log.records().iter().any(|r| log.voided(r))
+/// The standby writer's state, `None` until it is promoted.
+fn new_writer(s: &QuorumState) -> Option<&WriterState> {
+    if s.crashed[NEW_WRITER] {
+        return None;
+    }
+    s.actor_states[NEW_WRITER].as_writer()
 }
 
 /// The failover model: the quorum model's actors plus a standby writer.
@@ -106,19 +109,6 @@ impl FailoverModel {
             ..Self::default_bounds()
         }
     }
-
-    /// Whether every segment's log, in memory and on disk, is free of records its own known
-    /// truncations void.
-    pub fn nothing_voided_held(state: &QuorumState) -> bool {
-        (0..SEGMENTS).all(|i| {
-            let mem = state.actor_states[i].as_segment().is_none_or(clean);
-            let disk = match &state.actor_storages[i] {
-                Some(crate::actor::NodeStorage::Segment(log)) => clean(log),
-                None => true,
-            };
-            mem && disk
-        })
-    }
 }
 
 impl Model for FailoverModel {
@@ -135,16 +125,9 @@ impl Model for FailoverModel {
 
     fn next_state(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
         let mut next = self.quorum.next_state(last, action)?;
-        let opening = |s: &QuorumState| {
-            s.actor_states[NEW_WRITER]
-                .as_writer()
-                .map(|w| (w.opening.is_some(), w.vdl))
-        };
-        if let (Some((true, _)), Some((false, vdl))) = (opening(last), opening(&next)) {
-            if !last.crashed[NEW_WRITER] {
-                next.history.observe_recovery(FIRST_EPOCH + 1, vdl);
-            }
-        }
+        let mut history = std::mem::take(&mut next.history);
+        history.observe_writer_step(FIRST_EPOCH + 1, new_writer(last), new_writer(&next));
+        next.history = history;
         if !next.history.truncated {
             let dropped = (0..SEGMENTS).any(|i| {
                 match (
@@ -176,22 +159,14 @@ impl Model for FailoverModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::<Self>::always("durability across failover", |m, s| {
-                !s.history.lost_commit && m.quorum.durable(s)
-            }),
-            Property::<Self>::always("no stale commit", |_, s| {
-                !s.history.stale_commit && !s.history.stale_read
-            }),
-            Property::<Self>::always("no resurrection", |_, s| {
-                !s.history.resurrected_read && Self::nothing_voided_held(s)
-            }),
-            Property::<Self>::always("no uncommitted read", |_, s| !s.history.uncommitted_read),
-            Property::<Self>::sometimes("a failover completes", |_, s| s.history.failover_commit),
-            Property::<Self>::sometimes("a zombie write is refused", |_, s| {
-                s.history.zombie_refused
-            }),
-            Property::<Self>::sometimes("a truncation happens", |_, s| s.history.truncated),
-        ]
+        properties::stateright_properties(self)
+    }
+}
+
+impl Judged for FailoverModel {
+    const PROPS: &'static [properties::Prop] = properties::FAILOVER;
+
+    fn bounds(&self) -> &Bounds {
+        &self.quorum.bounds
     }
 }

@@ -36,10 +36,10 @@
 //! - **gossip fills a gap** (sometimes) and **a commit is acknowledged** (sometimes): the
 //!   properties above are not vacuous.
 
-use crate::config::{Config, SEGMENTS};
-use crate::log::Log;
+use crate::config::Config;
 use crate::msg::Msg;
-use crate::quorum::{Bounds, Ghost, QuorumAction, QuorumModel, QuorumState, WRITER};
+use crate::properties::{self, Judged};
+use crate::quorum::{Bounds, Ghost, QuorumAction, QuorumModel, QuorumState};
 use stateright::actor::{ActorModelAction, Envelope};
 use stateright::{Model, Path, Property};
 
@@ -96,46 +96,6 @@ impl GossipModel {
     /// and one lost Append per disk-loss bound (default 1).
     pub fn from_bounds(cfg: Config, bounds: &Bounds) -> Self {
         GossipModel::new(cfg, bounds.writes.max(2), bounds.losses.max(1))
-    }
-
-    /// Whether every record a segment holds is one the writer issued, in a sorted, duplicate-free
-    /// log.
-    pub fn no_fabrication(state: &QuorumState) -> bool {
-        let issued = &state.history.issued;
-        let genuine = |log: &Log| {
-            log.records().windows(2).all(|w| w[0].lsn < w[1].lsn)
-                && log
-                    .records()
-                    .iter()
-                    .all(|r| issued.binary_search(r).is_ok())
-        };
-        (0..SEGMENTS).all(|i| {
-            let mem = state.actor_states[i].as_segment().is_none_or(genuine);
-            let disk = match &state.actor_storages[i] {
-                Some(crate::actor::NodeStorage::Segment(log)) => genuine(log),
-                None => true,
-            };
-            mem && disk
-        })
-    }
-
-    /// Whether every segment's SCL has reached the writer's VCL.
-    pub fn converged(state: &QuorumState) -> bool {
-        let vcl = state.actor_states[WRITER].as_writer().map_or(0, |w| w.vdl);
-        (0..SEGMENTS).all(|i| {
-            state.actor_states[i]
-                .as_segment()
-                .is_none_or(|log| log.scl() >= vcl)
-        })
-    }
-
-    /// Whether the state has no successor at all.
-    pub fn quiescent(&self, state: &QuorumState) -> bool {
-        let mut actions = Vec::new();
-        self.actions(state, &mut actions);
-        actions
-            .into_iter()
-            .all(|a| self.next_state(state, a).is_none())
     }
 }
 
@@ -202,13 +162,14 @@ impl Model for GossipModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::<Self>::always("no fabrication", |_, s| Self::no_fabrication(s)),
-            Property::<Self>::always("convergence at quiescence", |m, s| {
-                Self::converged(s) || !m.quiescent(s)
-            }),
-            Property::<Self>::sometimes("gossip fills a gap", |_, s| s.history.gossip_filled),
-            Property::<Self>::sometimes("a commit is acknowledged", |_, s| s.history.committed > 0),
-        ]
+        properties::stateright_properties(self)
+    }
+}
+
+impl Judged for GossipModel {
+    const PROPS: &'static [properties::Prop] = properties::GOSSIP;
+
+    fn bounds(&self) -> &Bounds {
+        &self.quorum.bounds
     }
 }

@@ -12,6 +12,7 @@ pub mod failover;
 pub mod gossip;
 pub mod log;
 pub mod msg;
+pub mod properties;
 pub mod quorum;
 pub mod storage_node;
 pub mod symmetry;

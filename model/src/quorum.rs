@@ -51,11 +51,12 @@ use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use crate::client::{Client, Op};
 use crate::config::{Config, READ_QUORUM, SEGMENTS};
 use crate::msg::{Epoch, Lsn, Msg, Record, ReqId, FIRST_EPOCH};
+use crate::properties::{self, Judged};
 use crate::storage_node::StorageNode;
 use crate::topology::{writer_id, Topology};
 use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use crate::writer::Choice;
-use crate::writer::Writer;
+use crate::writer::{Writer, WriterState};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{
     ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
@@ -276,6 +277,22 @@ impl Ghost {
     pub fn observe_recovery(&mut self, epoch: Epoch, vdl: Lsn) {
         self.recovered = Some((epoch, vdl));
         self.lost_commit |= self.committed > vdl;
+    }
+
+    /// Observes one step of the writer of `epoch`, from `before` to `after` (`None` while it is
+    /// down): if a writer of a later epoch than the first finished opening, its recovery is
+    /// observed. The one rule for "a recovery happened", used by the `failover` model and replay.
+    pub fn observe_writer_step(
+        &mut self,
+        epoch: Epoch,
+        before: Option<&WriterState>,
+        after: Option<&WriterState>,
+    ) {
+        if let (Some(b), Some(a)) = (before, after) {
+            if epoch > FIRST_EPOCH && b.opening.is_some() && a.opening.is_none() {
+                self.observe_recovery(epoch, a.vdl);
+            }
+        }
     }
 
     /// Durability: every LSN up to `committed` (other than truncated ones, which hold no record)
@@ -699,22 +716,15 @@ impl Model for QuorumModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut props = vec![
-            Property::<Self>::always("durability", |m, s| m.durable(s)),
-            Property::<Self>::always("no stale read", |_, s| !s.history.stale_read),
-            Property::<Self>::always("no uncommitted read", |_, s| !s.history.uncommitted_read),
-            Property::<Self>::sometimes("a commit is acknowledged", |_, s| s.history.committed > 0),
-            Property::<Self>::sometimes("a read returns a committed value", |_, s| {
-                s.history.committed_read
-            }),
-        ];
-        if self.bounds.losses > 0 {
-            props.push(Property::<Self>::sometimes(
-                "a disk is lost after a commit",
-                |m, s| s.history.lost != 0 && s.history.committed > 0 && m.durable(s),
-            ));
-        }
-        props
+        properties::stateright_properties(self)
+    }
+}
+
+impl Judged for QuorumModel {
+    const PROPS: &'static [properties::Prop] = properties::QUORUM;
+
+    fn bounds(&self) -> &Bounds {
+        &self.bounds
     }
 }
 
