@@ -13,9 +13,10 @@
 //! For this to be exact, no step may depend on a segment's *number*. The writer's choices (which
 //! segment serves a read, which segment to ask next on open) are therefore left open as
 //! `Choice`s that the checker explores in full, rather than "the lowest-numbered eligible
-//! segment"; the test below checks that relabelling never changes the canonical form. Segments with equal signatures are identical in every
-//! respect (segments never address one another), so their relative order does not matter; two
-//! different signatures colliding in 64 bits would only make the reduction less effective.
+//! segment"; the test below checks that relabelling never changes the canonical form. Without
+//! gossip, segments never address one another, so segments with equal signatures are identical
+//! in every respect and their relative order does not matter; two different signatures
+//! colliding in 64 bits would only make the reduction less effective.
 //!
 //! Gossip (segments pulling from one another, in the `gossip` model) is the one place segments
 //! address each other: the peer at the other end of a gossip message is hashed as "a segment"

@@ -6,8 +6,8 @@
 //! recorded input back to the model's actor and compares. So the format lives in the core, next to
 //! the one function that runs a step ([`apply`]), which every driver calls.
 //!
-//! The first line is a [`TraceLine::Header`] naming the configuration and the actors; every other
-//! line is a [`TraceLine::Step`].
+//! The first line is a [`Line::Header`] naming the model, the configuration and the actors; every
+//! other line is a [`Line::Step`].
 
 use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use crate::client::{Client, Op};
