@@ -20,7 +20,7 @@
 //! which fences the old one. What to do when is `sixfold_impl::promotion::decide`; this file
 //! gathers the facts and carries the decisions out.
 
-use crate::lincheck::history::{HistoryWriter, OpKind, Outcome, Record, Value as HValue};
+use sixfold_lincheck::history::{HistoryLine, HistoryWriter, OpKind, Outcome, Value as HValue};
 use clap::{Args, Subcommand, ValueEnum};
 use sixfold_impl::client::{ClientError, ClusterClient, Discovery};
 use sixfold_impl::control::{ControlPlane, DirLock, Health, LastRun, Revoked, Timing};
@@ -1079,7 +1079,7 @@ pub fn run_load_mix(
                         Err(_) => Outcome::Unknown,
                     };
                     let written = (op == OpKind::Write).then(|| HValue::Str(value.to_string()));
-                    history.push(Record {
+                    history.push(HistoryLine {
                         client,
                         call: ns(t),
                         ret: Some(ns(end)),
