@@ -745,13 +745,19 @@ impl Host {
         }
         self.stats.steps.fetch_add(1, Ordering::Relaxed);
         if let Some(t) = &mut self.trace {
+            // A peer's message carries the clock of the step that sent it (clients, the control
+            // plane and the host's own lease renewal send 0): replay matches the two steps.
+            let sent = match input {
+                Input::Msg { .. } if in_clock > 0 => Some(in_clock),
+                _ => None,
+            };
             let step = Step {
                 actor: self.id,
                 input,
                 outputs: trace::outputs(out),
                 digest: next.as_ref().map(trace::digest),
             };
-            t.write(&step, self.clock)?;
+            t.write(&step, self.clock, sent)?;
         }
         self.state = next;
         if let Some(w) = self.state.as_ref().and_then(NodeState::as_writer) {

@@ -1,11 +1,14 @@
 //! Recording a process's actor steps as NDJSON in the model's trace format.
 //!
 //! Each process writes its own file: the model's [`Header`] line, then one [`Line::Step`] per step
-//! with one extra field, `clock`, the actor's Lamport clock after the step. Clocks travel with
+//! with extra fields: `clock`, the actor's Lamport clock after the step, and on a step that took
+//! a peer's message, `sent`, the clock of the sender's step that sent it. Clocks travel with
 //! every message ([`crate::wire::Frame::Data`]), so sorting the steps of all files by
 //! `(clock, actor)` gives an order in which every receive comes after its send and every ack after
-//! the save it acknowledges; `sixfold replay` merges a directory of per-process files that way.
-//! The model's `Step` ignores unknown fields, so a line with `clock` is still a valid model line.
+//! the save it acknowledges; `sent` names the very step a receive follows, so `sixfold replay`
+//! can also order what clocks cannot see (a promoted writer starts after its predecessor's lease
+//! ended) without breaking any receive. The model's `Step` ignores unknown fields, so a line with
+//! `clock` and `sent` is still a valid model line.
 //!
 //! When a process restarts onto an existing trace file it appends [`Input::Crash`] and then the
 //! `Start` with the storage it recovered, exactly as the model writes a restart. The file's last
@@ -20,6 +23,10 @@ use std::path::{Path, PathBuf};
 
 /// The name of the extra per-line field holding the Lamport clock.
 pub const CLOCK_FIELD: &str = "clock";
+
+/// The name of the extra field of a step that took a peer's message: the clock of the sender's
+/// step that sent it (the step of that actor whose `clock` it is).
+pub const SENT_FIELD: &str = "sent";
 
 /// Why a trace file could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -141,11 +148,20 @@ impl TraceLog {
         ))
     }
 
-    /// Appends one step with its clock (buffered; see [`TraceLog::flush`]).
-    pub fn write(&mut self, step: &Step, clock: u64) -> Result<(), TraceLogError> {
+    /// Appends one step with its clock and, for a peer's message, the sender's clock when it
+    /// sent it (buffered; see [`TraceLog::flush`]).
+    pub fn write(
+        &mut self,
+        step: &Step,
+        clock: u64,
+        sent: Option<u64>,
+    ) -> Result<(), TraceLogError> {
         let mut v = serde_json::to_value(Line::Step(step.clone())).expect("steps serialize");
         if let Value::Object(m) = &mut v {
             m.insert(CLOCK_FIELD.into(), Value::from(clock));
+            if let Some(s) = sent {
+                m.insert(SENT_FIELD.into(), Value::from(s));
+            }
         }
         writeln!(self.out, "{v}").map_err(|source| TraceLogError::Io {
             path: self.path.clone(),
