@@ -13,7 +13,7 @@ use crate::wire::{self, Frame};
 use std::collections::VecDeque;
 use std::io::{BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -34,7 +34,6 @@ struct Queue {
 struct Shared {
     q: Mutex<Queue>,
     cv: Condvar,
-    bytes_sent: AtomicU64,
 }
 
 /// The sending side of one peer link; dropping it stops the link's thread.
@@ -59,7 +58,6 @@ impl Outbound {
                 ..Queue::default()
             }),
             cv: Condvar::new(),
-            bytes_sent: AtomicU64::new(0),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -95,11 +93,6 @@ impl Outbound {
         drop(q);
         self.shared.cv.notify_all();
         size
-    }
-
-    /// Bytes written to the socket so far (resends included).
-    pub fn bytes_sent(&self) -> u64 {
-        self.shared.bytes_sent.load(Ordering::Relaxed)
     }
 }
 
@@ -205,19 +198,10 @@ fn run(
                     q.unconfirmed.extend(batch.iter().cloned());
                     batch
                 };
-                let mut n = 0u64;
-                let mut failed = false;
-                for (_, bytes) in &batch {
-                    if w.write_all(bytes).is_err() {
-                        failed = true;
-                        break;
-                    }
-                    n += bytes.len() as u64;
-                }
+                let failed = batch.iter().any(|(_, bytes)| w.write_all(bytes).is_err());
                 if failed || w.flush().is_err() {
                     break;
                 }
-                shared.bytes_sent.fetch_add(n, Ordering::Relaxed);
             }
         }
         drop(w);
