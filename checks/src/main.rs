@@ -18,7 +18,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    // SUBCOMMANDS (each subcommand is one variant; keep one per line block)
     /// Explore models exhaustively; print each property's verdict and a summary table.
     Check(sixfold_checks::check_cmd::CheckArgs),
     /// Serve Stateright's explorer web UI on a model (and print a link to a mutant's counterexample).
@@ -40,7 +39,6 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        // DISPATCH
         Command::Check(args) => sixfold_checks::check_cmd::run_check(&args),
         Command::Explore(args) => sixfold_checks::check_cmd::run_explore(&args),
         Command::Mutants => sixfold_checks::check_cmd::run_mutants(),
