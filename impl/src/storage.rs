@@ -4,8 +4,9 @@
 //! every `Out::save`: records, the volume epoch the segment has seen, and the truncation ranges it
 //! knows of. Fencing and truncation must survive a restart (a segment that came back in an older
 //! epoch would accept a superseded writer), so all three are on disk. [`SegmentStore::save`]
-//! compares the new log with a mirror of what the file holds and appends one frame, a [`Entry::Delta`]
-//! of what changed (a raised epoch, new truncations, new records). Replaying the deltas rebuilds
+//! compares the new log with a mirror of what the file holds and appends one frame, an
+//! [`Entry::Delta`] of what changed (a raised epoch, new truncations, new records). Replaying
+//! the deltas rebuilds
 //! exactly the saved log; the store checks this on every save (the mirror must equal the log it
 //! was given) and, if a save is not expressible as a delta (the log lost a record no truncation
 //! voids, or its epoch went down), rewrites the file atomically as one [`Entry::Snapshot`]. The
@@ -13,9 +14,10 @@
 //! process, so an epoch raise or a learnt truncation is on disk before the `SclReport`, `Ack` or
 //! `Fenced` that depends on it.
 //!
-//! **Frames.** `u32 length (LE) | u32 crc32c of body (LE) | body`, body = `u8` [`DISK_VERSION`] then
-//! the [`Entry`] in postcard (compact: a record is a dozen bytes, not the ~150 of JSON). One save is
-//! one frame, so a torn write loses whole saves: the file always reopens to a state some save had.
+//! **Frames.** `u32 length (LE) | u32 crc32c of body (LE) | body`, body = `u8` [`DISK_VERSION`]
+//! then the [`Entry`] in postcard (compact: a record is a dozen bytes, not the ~150 of JSON). One
+//! save is one frame, so a torn write loses whole saves: the file always reopens to a state some
+//! save had.
 //!
 //! **Recovery.** On open the file is read front to back and reading stops at the first frame that
 //! is torn (incomplete header or body), fails its checksum, has an unknown version or does not
@@ -616,9 +618,11 @@ mod tests {
             }
             s.sync().unwrap();
             drop(s);
-            prop_assert_eq!(&reopen(&p).log.unwrap_or_default(), saved.last().unwrap().as_ref().unwrap());
+            let last = saved.last().unwrap().clone().unwrap();
+            prop_assert_eq!(reopen(&p).log.unwrap_or_default(), last);
             let bytes = std::fs::read(&p).unwrap();
-            let earlier = |got: Option<Log>| saved.iter().any(|s| s.clone().unwrap_or_default() == got.clone().unwrap_or_default());
+            let had = |s: &Option<Log>| s.clone().unwrap_or_default();
+            let earlier = |got: Option<Log>| saved.iter().any(|s| had(s) == had(&got));
             std::fs::write(&p, &bytes[..cut.index(bytes.len() + 1)]).unwrap();
             prop_assert!(earlier(reopen(&p).log), "torn tail gave a log no save had");
             let mut corrupt = bytes.clone();
