@@ -29,9 +29,9 @@
 
 use serde_json::Value;
 use sixfold_model::actor::{Node, NodeState, NodeStorage};
-use sixfold_model::failover;
 use sixfold_model::log::Log;
 use sixfold_model::msg::{Epoch, Key, Lsn, Msg, ReqId, FIRST_EPOCH};
+use sixfold_model::properties::{self, View};
 use sixfold_model::quorum::Ghost;
 use sixfold_model::topology::Topology;
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
@@ -571,40 +571,16 @@ impl History {
 }
 
 /// The first property of `model` (the trace header's model name) the run has broken so far,
-/// judged as the model judges it.
+/// judged by the model's own property list (stale reads per key).
 fn first_violation(
     model: &str,
     h: &History,
     states: &[Option<NodeState>],
     st: &[Option<NodeStorage>],
 ) -> Option<&'static str> {
-    let v = &h.volume;
-    if model == "failover" {
-        let logs = states
-            .iter()
-            .filter_map(|s| s.as_ref().and_then(NodeState::as_segment))
-            .chain(st.iter().flatten().map(|NodeStorage::Segment(l)| l));
-        return if v.lost_commit || !v.durable(st) {
-            Some("durability across failover")
-        } else if v.stale_commit || h.stale_read() {
-            Some("no stale commit")
-        } else if v.resurrected_read || !logs.into_iter().all(failover::clean) {
-            Some("no resurrection")
-        } else if v.uncommitted_read {
-            Some("no uncommitted read")
-        } else {
-            None
-        };
-    }
-    if !v.durable(st) {
-        Some("durability")
-    } else if h.stale_read() {
-        Some("no stale read")
-    } else if v.uncommitted_read {
-        Some("no uncommitted read")
-    } else {
-        None
-    }
+    let props = properties::of_model(model).unwrap_or(properties::QUORUM);
+    let view = View::of_run(&h.volume, h.stale_read(), states, st);
+    properties::first_broken(props, &view)
 }
 
 /// Why a `Start` step's storage is not what the actor last saved in the trace (`saved`), if it
@@ -691,17 +667,10 @@ pub fn replay(trace: &Trace) -> Outcome {
                 timeline,
             };
         }
-        let opened = |s: &Option<NodeState>| {
-            s.as_ref()
-                .and_then(NodeState::as_writer)
-                .map(|w| (w.opening.is_none(), w.vdl))
-        };
-        if let (Some((false, _)), Some((true, vdl)), Node::Writer(w)) =
-            (opened(&states[a]), opened(&next), &nodes[a])
-        {
-            if w.epoch > FIRST_EPOCH {
-                ghost.volume.observe_recovery(w.epoch, vdl);
-            }
+        if let Node::Writer(w) = &nodes[a] {
+            let before = states[a].as_ref().and_then(NodeState::as_writer);
+            let after = next.as_ref().and_then(NodeState::as_writer);
+            ghost.volume.observe_writer_step(w.epoch, before, after);
         }
         states[a] = next;
         match &s.step.input {
