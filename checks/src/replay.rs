@@ -22,20 +22,33 @@
 //!
 //! A directory of per-process traces (what `sixfold node --trace` writes) is merged by the
 //! Lamport `clock` each runtime line carries, ties broken by actor id: every receive then follows
-//! its send.
+//! its send. Clocks cannot see one order the runtime guarantees: the control plane promotes the
+//! writer of epoch `e + 1` only after the lease of the writer of epoch `e` has ended, which the
+//! model's `Promote` step takes as one step (the old lease runs out, the new writer starts). So
+//! the merge also puts every step the old writer took up to its lease running out (its `Lease`
+//! timer; all of them if it never fired: a killed writer) before the new writer's start, and
+//! delays whatever follows from that start, using the `sent` field of each receive (the clock of
+//! the step that sent it) to keep every receive after its send ([`causal_order`]). Without it a
+//! read the old writer served under its lease can land after a commit of the new one, a stale
+//! read that never happened.
+//!
+//! Every runtime writer numbers its client connections from `CLIENT_ID_BASE`, so two writers'
+//! clients share ids; the ghost tells them apart by the writer they talk to.
 //!
 //! A counterexample (its header names the property it `violates`) passes when every step matches
 //! and that property is indeed violated.
 
 use serde_json::Value;
-use sixfold_model::actor::{Node, NodeState, NodeStorage};
+use sixfold_model::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use sixfold_model::log::Log;
 use sixfold_model::msg::{Epoch, Key, Lsn, Msg, ReqId, FIRST_EPOCH};
 use sixfold_model::properties::{self, View};
 use sixfold_model::quorum::Ghost;
-use sixfold_model::topology::Topology;
+use sixfold_model::topology::{Topology, CLIENT_ID_BASE};
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use stateright::actor::Id;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -86,6 +99,8 @@ pub struct TraceStep {
     pub step: Step,
     /// The runtime's Lamport clock, when recorded.
     pub clock: Option<u64>,
+    /// For a peer's message: the clock of the sender's step that sent it, when recorded.
+    pub sent: Option<u64>,
     /// The line as written.
     pub raw: String,
 }
@@ -212,6 +227,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Trace, ReplayError> {
                     },
                     step,
                     clock: v.get("clock").and_then(Value::as_u64),
+                    sent: v.get("sent").and_then(Value::as_u64),
                     raw: raw.to_string(),
                 });
             }
@@ -278,11 +294,114 @@ pub fn load(path: &Path) -> Result<Trace, ReplayError> {
             "no *.ndjson trace files in this directory",
         ))
     })?;
-    // Stable: within a file (one actor) steps keep their order.
-    merged
-        .steps
-        .sort_by_key(|s| (s.clock.unwrap_or(0), s.step.actor));
+    merged.steps = causal_order(&merged.header, merged.steps);
     Ok(merged)
+}
+
+/// The order in which the steps of several per-process files are replayed: by Lamport clock,
+/// ties broken by actor id (within a file, one actor's steps keep their order), except that the
+/// writer of each later epoch starts only after its predecessor's lease has run out (see the
+/// module docs) and everything that follows from that start waits with it.
+///
+/// A topological sort of: each actor's own order, each receive after the step that sent it
+/// (matched by `sent`), and one edge per promotion, from the old writer's `Lease` timer step (its
+/// last step if the timer never fired) to the new writer's first step; among the steps that are
+/// ready, the smallest clock goes first. Every edge but the promotions' goes from a smaller
+/// clock to a larger one, so without a promotion this is exactly the sort by clock. A trace
+/// whose receives do not all name their send, or whose promotion edges cannot be honoured (a
+/// cycle), is sorted by clock alone.
+pub fn causal_order(header: &Header, steps: Vec<TraceStep>) -> Vec<TraceStep> {
+    let key = |i: usize, s: &TraceStep| (s.clock.unwrap_or(0), s.step.actor, i);
+    let by_clock = |mut v: Vec<TraceStep>| {
+        let mut keyed: Vec<_> = v.drain(..).enumerate().collect();
+        keyed.sort_by_key(|(i, s)| key(*i, s));
+        keyed.into_iter().map(|(_, s)| s).collect::<Vec<_>>()
+    };
+    let traced = header.actors.len();
+    let from_peer =
+        |s: &TraceStep| matches!(&s.step.input, Input::Msg { src, .. } if *src < traced);
+    if steps.iter().any(|s| from_peer(s) && s.sent.is_none()) {
+        return by_clock(steps);
+    }
+    let n = steps.len();
+    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let edge = |a: usize, b: usize, succ: &mut Vec<Vec<usize>>| succ[a].push(b);
+    let mut at: HashMap<(usize, u64), usize> = HashMap::new();
+    let mut last: HashMap<usize, usize> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        if let Some(prev) = last.insert(s.step.actor, i) {
+            edge(prev, i, &mut succ);
+        }
+        if let Some(c) = s.clock {
+            at.insert((s.step.actor, c), i);
+        }
+    }
+    for (i, s) in steps.iter().enumerate() {
+        if let (Input::Msg { src, .. }, Some(c)) = (&s.step.input, s.sent) {
+            if let Some(&j) = at.get(&(*src, c)) {
+                edge(j, i, &mut succ);
+            }
+        }
+    }
+    // The writers of the trace by epoch, each with its steps' indices.
+    let mut writers: Vec<(Epoch, usize)> = header
+        .actors
+        .iter()
+        .enumerate()
+        .filter_map(|(id, a)| match a {
+            ActorSpec::Writer { epoch, .. } => Some((*epoch, id)),
+            _ => None,
+        })
+        .collect();
+    writers.sort();
+    let steps_of =
+        |id: usize| -> Vec<usize> { (0..n).filter(|&i| steps[i].step.actor == id).collect() };
+    let mut promotions = Vec::new();
+    for pair in writers.windows(2) {
+        let (old, new) = (steps_of(pair[0].1), steps_of(pair[1].1));
+        let lease = Input::Timer {
+            timer: NodeTimer::Lease,
+        };
+        let ran_out = old.iter().find(|&&i| steps[i].step.input == lease);
+        if let (Some(&from), Some(&to)) = (ran_out.or(old.last()), new.first()) {
+            promotions.push((from, to));
+        }
+    }
+    let sort = |extra: &[(usize, usize)]| -> Option<Vec<usize>> {
+        let mut succ = succ.clone();
+        for &(a, b) in extra {
+            succ[a].push(b);
+        }
+        let mut preds = vec![0usize; n];
+        for bs in &succ {
+            for &b in bs {
+                preds[b] += 1;
+            }
+        }
+        let mut ready: BinaryHeap<_> = (0..n)
+            .filter(|&i| preds[i] == 0)
+            .map(|i| Reverse(key(i, &steps[i])))
+            .collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(Reverse((_, _, i))) = ready.pop() {
+            order.push(i);
+            for &b in &succ[i] {
+                preds[b] -= 1;
+                if preds[b] == 0 {
+                    ready.push(Reverse(key(b, &steps[b])));
+                }
+            }
+        }
+        (order.len() == n).then_some(order)
+    };
+    let Some(order) = sort(&promotions).or_else(|| sort(&[])) else {
+        return by_clock(steps);
+    };
+    let mut slots: Vec<Option<TraceStep>> = steps.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each step once"))
+        .collect()
 }
 
 /// Merges a directory of per-process traces into one file; returns the number of steps.
@@ -600,6 +719,16 @@ fn restart_mismatch(input: &Input, saved: &Option<NodeStorage>) -> Option<String
     ))
 }
 
+/// The id the ghost knows `id` by when actor `a` talks to it: a runtime client connection
+/// (each writer numbers its own from `CLIENT_ID_BASE`) is told apart by its writer; any other id
+/// is itself.
+fn ghost_id(a: usize, id: usize) -> usize {
+    match id.checked_sub(CLIENT_ID_BASE) {
+        Some(n) => CLIENT_ID_BASE + n * CLIENT_ID_BASE + a,
+        None => id,
+    }
+}
+
 /// Replays a trace against the model.
 pub fn replay(trace: &Trace) -> Outcome {
     let h = &trace.header;
@@ -617,7 +746,7 @@ pub fn replay(trace: &Trace) -> Outcome {
         let _ = writeln!(timeline, "{}", timeline_line(&h.actors, s));
         if let Input::Msg { src, msg } = &s.step.input {
             if *src >= nodes.len() {
-                ghost.observe(*src, a, msg);
+                ghost.observe(ghost_id(a, *src), a, msg);
             }
         }
         if let Some(detail) = restart_mismatch(&s.step.input, &storages[a]) {
@@ -689,7 +818,7 @@ pub fn replay(trace: &Trace) -> Outcome {
             match o {
                 Output::Save { storage } => storages[a] = Some(storage.clone()),
                 Output::Send { dst, msg } => {
-                    ghost.observe(a, *dst, msg);
+                    ghost.observe(a, ghost_id(a, *dst), msg);
                 }
                 _ => {}
             }
