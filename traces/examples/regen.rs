@@ -5,6 +5,10 @@
 //!
 //! `cargo run --release -p sixfold-traces --example regen`; then review the snapshot diffs with
 //! `cargo insta review` (or `INSTA_UPDATE=always cargo test -p sixfold-traces`).
+//!
+//! The failover runs (`runs/failover-*.ndjson`: a kill -9 failover, a partitioned zombie, segment
+//! restarts after a failover) need real processes (`sixfold cluster --trace`); the
+//! `record_failover` example records them.
 
 use sixfold_impl::client::Client;
 use sixfold_impl::host::{self, NodeSpec, ACTORS};

@@ -107,3 +107,53 @@ fn a_restart_from_storage_never_saved_is_reported_at_its_line() {
         other => panic!("expected a mismatch, got {other:?}"),
     }
 }
+
+fn failover_run(name: &str) -> String {
+    std::fs::read_to_string(sixfold_traces::root().join(format!("runs/failover-{name}.ndjson")))
+        .unwrap()
+}
+
+fn mismatch_at(lines: &[String]) -> (usize, String) {
+    let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
+    assert_eq!(trace.header.model, "failover");
+    match replay::replay(&trace).verdict {
+        Verdict::Mismatch { at, detail } => (at.line, detail),
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+/// In the recorded failover run, a commit of the promoted writer edited to another LSN is
+/// pointed at, expected against actual.
+#[test]
+fn an_edited_commit_of_the_promoted_writer_is_reported_at_its_line() {
+    let mut lines: Vec<String> = failover_run("kill").lines().map(String::from).collect();
+    let ok = "\"WriteOk\":{\"epoch\":2,\"lsn\":";
+    let i = lines
+        .iter()
+        .position(|l| l.contains(ok))
+        .expect("a commit of epoch 2");
+    lines[i] = lines[i].replacen(ok, &format!("{ok}9"), 1);
+    let (line, detail) = mismatch_at(&lines);
+    assert_eq!(line, i + 1, "{detail}");
+    assert!(
+        detail.contains("step of writer2") && detail.contains("expected (model)"),
+        "{detail}"
+    );
+}
+
+/// A segment restarted after the failover must come back in the epoch it saved: a restart
+/// edited back to epoch 1 (what a disk that kept only records would give) is pointed at.
+#[test]
+fn a_restart_that_forgot_the_epoch_is_reported_at_its_line() {
+    let mut lines: Vec<String> = failover_run("restart").lines().map(String::from).collect();
+    let saved = "\"kind\":\"start\",\"storage\":{\"Segment\":{\"epoch\":2,";
+    let i = lines
+        .iter()
+        .position(|l| l.contains(saved))
+        .expect("a restart in epoch 2");
+    lines[i] = lines[i].replacen(saved, &saved.replace(":2,", ":1,"), 1);
+    let (line, detail) = mismatch_at(&lines);
+    assert_eq!(line, i + 1, "{detail}");
+    assert!(detail.contains("its last save in the trace"), "{detail}");
+    assert!(detail.contains(" e2 "), "{detail}");
+}
