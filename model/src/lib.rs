@@ -2,20 +2,16 @@
 //!
 //! Every process (segment, writer, client) is a [`actor::Node`], a `stateright` actor whose
 //! `on_start`/`on_msg` take an input and return the state change and effects (sends, saves).
-//! Two drivers run the same code: the Stateright models in [`quorum`] and the runtime in
+//! The crate is split in two: the [`protocol`] (actors, messages, log) and its [`check`]ing
+//! (models, ghost history, properties, symmetry). Two drivers run the same protocol code: the
+//! Stateright models in [`check::quorum`] and the runtime in
 //! `sixfold-impl`. No protocol decision lives anywhere else.
 
-pub mod actor;
-pub mod client;
-pub mod config;
-pub mod failover;
-pub mod gossip;
-pub mod log;
-pub mod msg;
-pub mod properties;
-pub mod quorum;
-pub mod storage_node;
-pub mod symmetry;
-pub mod topology;
+pub mod check;
+pub mod protocol;
 pub mod trace;
-pub mod writer;
+
+// The paths other crates use today; they move to `protocol::` and `check::` once the crates
+// that import them are updated.
+pub use check::{failover, gossip, properties, quorum, symmetry};
+pub use protocol::{actor, client, config, log, msg, storage_node, topology, writer};

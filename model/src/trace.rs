@@ -9,12 +9,14 @@
 //! The first line is a [`Line::Header`] naming the model, the configuration and the actors; every
 //! other line is a [`Line::Step`].
 
-use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
-use crate::client::{Client, Op};
-use crate::config::{Config, SEGMENTS};
-use crate::msg::{Epoch, Msg, FIRST_EPOCH};
-use crate::storage_node::StorageNode;
-use crate::writer::{Choice, Writer};
+use crate::protocol::actor::{Node, NodeState};
+use crate::protocol::client::{Client, Op};
+use crate::protocol::config::{Config, SEGMENTS};
+use crate::protocol::effects::Choice;
+use crate::protocol::effects::{NodeStorage, NodeTimer};
+use crate::protocol::msg::{Epoch, Msg, FIRST_EPOCH};
+use crate::protocol::storage_node::StorageNode;
+use crate::protocol::writer::Writer;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;

@@ -22,11 +22,12 @@
 //! the tail (the newest record never arrived) is invisible to the segment until a newer record
 //! arrives.
 
-use crate::actor::{Node, NodeStorage, NodeTimer};
-use crate::config::{Config, Mutant, SEGMENTS};
-use crate::log::Log;
-use crate::msg::{Epoch, Msg};
-use crate::writer::Choice;
+use crate::protocol::config::{Config, Mutant, SEGMENTS};
+use crate::protocol::effects::Choice;
+use crate::protocol::effects::Proto;
+use crate::protocol::effects::{NodeStorage, NodeTimer};
+use crate::protocol::log::Log;
+use crate::protocol::msg::{Epoch, Msg};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -65,7 +66,7 @@ impl StorageNode {
     }
 
     /// Restart from the durable log, or start empty on a fresh disk; a restored gap arms gossip.
-    pub fn on_start(&self, storage: &Option<Log>, o: &mut Out<Node>) -> Log {
+    pub fn on_start(&self, storage: &Option<Log>, o: &mut Out<impl Proto>) -> Log {
         let log = storage.clone().unwrap_or_default();
         if has_gap(&log) {
             o.set_timer(NodeTimer::Gossip, GOSSIP);
@@ -74,7 +75,13 @@ impl StorageNode {
     }
 
     /// The gossip timer fired: if the gap is still there, offer every peer to pull from.
-    pub fn on_timeout(&self, id: Id, state: &mut Cow<Log>, timer: &NodeTimer, o: &mut Out<Node>) {
+    pub fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<Log>,
+        timer: &NodeTimer,
+        o: &mut Out<impl Proto>,
+    ) {
         if *timer != NodeTimer::Gossip || !has_gap(state) {
             return;
         }
@@ -86,7 +93,7 @@ impl StorageNode {
     }
 
     /// A peer was picked: ask it for everything from the first missing LSN on.
-    pub fn on_random(&self, state: &mut Cow<Log>, choice: &Choice, o: &mut Out<Node>) {
+    pub fn on_random(&self, state: &mut Cow<Log>, choice: &Choice, o: &mut Out<impl Proto>) {
         if let Choice::PullFrom { segment } = *choice {
             if has_gap(state) {
                 o.send(
@@ -106,7 +113,7 @@ impl StorageNode {
 
     /// Save `saved` and make `log` the new state, arming or cancelling the gossip timer if a
     /// gap opened or closed.
-    fn commit(&self, state: &mut Cow<Log>, log: Log, saved: Log, o: &mut Out<Node>) {
+    fn commit(&self, state: &mut Cow<Log>, log: Log, saved: Log, o: &mut Out<impl Proto>) {
         o.save(NodeStorage::Segment(saved));
         match (has_gap(state), has_gap(&log)) {
             (false, true) => o.set_timer(NodeTimer::Gossip, GOSSIP),
@@ -117,7 +124,7 @@ impl StorageNode {
     }
 
     /// Handle one message; `o` collects the sends and the save.
-    pub fn on_msg(&self, state: &mut Cow<Log>, src: Id, msg: Msg, o: &mut Out<Node>) {
+    pub fn on_msg(&self, state: &mut Cow<Log>, src: Id, msg: Msg, o: &mut Out<impl Proto>) {
         match msg {
             Msg::Append { record, volume } => {
                 if self.fenced(state, volume.number) {

@@ -5,7 +5,7 @@
 //! (reading after each). The network delays and reorders everything and loses up to `drops`
 //! Appends, chosen by this wrapper; there are no crashes and no disk losses. A segment that holds
 //! a record above SCL + 1 sees a gap, arms its gossip timer, and when it fires pulls from a peer
-//! of its choosing every record from SCL + 1 on ([`crate::storage_node`]). The checker explores
+//! of its choosing every record from SCL + 1 on ([`crate::protocol::storage_node`]). The checker explores
 //! every peer.
 //!
 //! **[choice]** Only Appends of records *before the last* are lost. A segment cannot tell that it
@@ -36,10 +36,10 @@
 //! - **gossip fills a gap** (sometimes) and **a commit is acknowledged** (sometimes): the
 //!   properties above are not vacuous.
 
-use crate::config::Config;
-use crate::msg::Msg;
-use crate::properties::{self, Judged};
-use crate::quorum::{Bounds, Ghost, QuorumAction, QuorumModel, QuorumState};
+use crate::check::properties::{self, Judged};
+use crate::check::quorum::{Bounds, Ghost, QuorumAction, QuorumModel, QuorumState};
+use crate::protocol::config::Config;
+use crate::protocol::msg::Msg;
 use stateright::actor::{ActorModelAction, Envelope};
 use stateright::{Model, Path, Property};
 

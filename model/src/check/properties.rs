@@ -11,11 +11,12 @@
 //! from the state it reconstructs. The one difference: a runtime run writes many keys, so replay
 //! judges stale reads per key and passes that verdict in [`View::stale_read`].
 
-use crate::actor::{NodeState, NodeStorage};
-use crate::config::{Mutant, SEGMENTS};
-use crate::log::Log;
-use crate::msg::Lsn;
-use crate::quorum::{Bounds, Ghost, QuorumState, WRITER};
+use crate::check::quorum::{Bounds, Ghost, QuorumState, WRITER};
+use crate::protocol::actor::NodeState;
+use crate::protocol::config::{Mutant, SEGMENTS};
+use crate::protocol::effects::NodeStorage;
+use crate::protocol::log::Log;
+use crate::protocol::msg::Lsn;
 use stateright::{Expectation, Model, Property};
 
 /// What a property may read.
@@ -225,7 +226,7 @@ pub const FAILOVER: &[Prop] = &[
 ];
 
 /// Whether every record in `log` is one the writer issued, in a sorted, duplicate-free log.
-fn genuine(log: &Log, issued: &[crate::msg::Record]) -> bool {
+fn genuine(log: &Log, issued: &[crate::protocol::msg::Record]) -> bool {
     log.records().windows(2).all(|w| w[0].lsn < w[1].lsn)
         && log
             .records()

@@ -1,7 +1,9 @@
 //! A segment's durable redo log: records kept sorted by LSN, the volume epoch the segment has
 //! seen and the truncation ranges it knows of, and the SCL derived from them.
 
-use crate::msg::{Epoch, Key, Lsn, Record, Truncation, Version, VolumeEpoch, FIRST_EPOCH};
+use crate::protocol::msg::{
+    Epoch, Key, Lsn, Record, Truncation, Version, VolumeEpoch, FIRST_EPOCH,
+};
 use serde::{Deserialize, Serialize};
 
 /// The records a segment holds, sorted by LSN with no duplicates, with the segment's volume

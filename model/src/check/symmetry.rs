@@ -27,10 +27,10 @@
 //!
 //! Symmetry is only sound for DFS and simulation in stateright; BFS ignores it.
 
-use crate::actor::NodeState;
-use crate::config::SEGMENTS;
-use crate::quorum::QuorumState;
-use crate::writer::Choice;
+use crate::check::quorum::QuorumState;
+use crate::protocol::actor::NodeState;
+use crate::protocol::config::SEGMENTS;
+use crate::protocol::effects::Choice;
 use stateright::actor::{Envelope, Id, Network, RandomChoices};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -189,8 +189,8 @@ fn hash_of<T: Hash>(value: &T) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::quorum::{Bounds, QuorumModel};
+    use crate::check::quorum::{Bounds, QuorumModel};
+    use crate::protocol::config::Config;
     use stateright::Model;
 
     /// Walks random paths and checks, at every state, that relabelling the segments any way

@@ -29,7 +29,7 @@
 //!   asks one more segment for its SCL, and the writer opens on any three answers, so it adds
 //!   orderings but no new kind of behaviour; it costs over 5× the states.
 //! - **[choice]** segments' gossip timers never fire here: this model checks quorums, not gap
-//!   repair (the `gossip` model, [`crate::gossip`], does). A segment arms its timer exactly when
+//!   repair (the `gossip` model, [`crate::check::gossip`], does). A segment arms its timer exactly when
 //!   it has a gap and cancels it when the gap closes, so the armed timer is a function of the log
 //!   and adds no states.
 //!
@@ -47,16 +47,17 @@
 //! - paired `sometimes` properties show each is exercised: a commit is acknowledged, a read
 //!   returns a committed value, a disk is lost after a commit (and durability still held).
 
-use crate::actor::{Node, NodeState, NodeStorage, NodeTimer};
-use crate::client::{Client, Op};
-use crate::config::{Config, READ_QUORUM, SEGMENTS};
-use crate::msg::{Epoch, Lsn, Msg, Record, ReqId, FIRST_EPOCH};
-use crate::properties::{self, Judged};
-use crate::storage_node::StorageNode;
-use crate::topology::{writer_id, Topology};
+use crate::check::properties::{self, Judged};
+use crate::protocol::actor::{Node, NodeState};
+use crate::protocol::client::{Client, Op};
+use crate::protocol::config::{Config, READ_QUORUM, SEGMENTS};
+use crate::protocol::effects::Choice;
+use crate::protocol::effects::{NodeStorage, NodeTimer};
+use crate::protocol::msg::{Epoch, Lsn, Msg, Record, ReqId, FIRST_EPOCH};
+use crate::protocol::storage_node::StorageNode;
+use crate::protocol::topology::{writer_id, Topology};
+use crate::protocol::writer::{Writer, WriterState};
 use crate::trace::{self, apply, ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
-use crate::writer::Choice;
-use crate::writer::{Writer, WriterState};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{
     ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
@@ -194,7 +195,7 @@ pub type QuorumState = ActorModelState<Node, Ghost>;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum QuorumAction {
     /// Deliver, drop or fire a timer, as in stateright's `ActorModel`.
-    Actor(ActorModelAction<Msg, crate::actor::NodeTimer, Choice>),
+    Actor(ActorModelAction<Msg, NodeTimer, Choice>),
     /// The segment crashes and restarts from its saved log.
     Restart(Id),
     /// The segment's disk is gone for good.
@@ -330,7 +331,7 @@ impl QuorumModel {
 
     /// The same system with a standby writer ([`NEW_WRITER`], epoch 2) that the control plane
     /// may promote once, and its client (the third), which writes one value and reads it
-    /// back. The old writer stays up as a zombie (see [`crate::failover`]).
+    /// back. The old writer stays up as a zombie (see [`crate::check::failover`]).
     pub fn with_failover(cfg: Config, bounds: Bounds) -> Self {
         Self::build(cfg, bounds, true)
     }
@@ -492,7 +493,7 @@ impl QuorumModel {
     fn inner_path(
         &self,
         path: &Path<QuorumState, QuorumAction>,
-    ) -> Option<Path<QuorumState, ActorModelAction<Msg, crate::actor::NodeTimer, Choice>>> {
+    ) -> Option<Path<QuorumState, ActorModelAction<Msg, NodeTimer, Choice>>> {
         let init = self.init_states().into_iter().next()?;
         let actions: Vec<_> = path
             .clone()

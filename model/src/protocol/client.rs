@@ -4,8 +4,8 @@
 //! read was issued" a real-time fact the checker can see: a client's read after its own
 //! acknowledged write must return that write or a newer one.
 
-use crate::actor::Node;
-use crate::msg::{Key, Msg, ReqId, Value};
+use crate::protocol::effects::Proto;
+use crate::protocol::msg::{Key, Msg, ReqId, Value};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
@@ -43,7 +43,7 @@ impl std::fmt::Debug for ClientState {
 }
 
 impl Client {
-    fn issue(&self, req: ReqId, o: &mut Out<Node>) {
+    fn issue(&self, req: ReqId, o: &mut Out<impl Proto>) {
         match self.script.get(req as usize) {
             Some(Op::Write(key, value)) => o.send(
                 self.writer,
@@ -59,13 +59,13 @@ impl Client {
     }
 
     /// Issue the first operation.
-    pub fn on_start(&self, o: &mut Out<Node>) -> ClientState {
+    pub fn on_start(&self, o: &mut Out<impl Proto>) -> ClientState {
         self.issue(0, o);
         ClientState { done: 0 }
     }
 
     /// A reply completes the operation in flight and issues the next one.
-    pub fn on_msg(&self, state: &mut Cow<ClientState>, msg: Msg, o: &mut Out<Node>) {
+    pub fn on_msg(&self, state: &mut Cow<ClientState>, msg: Msg, o: &mut Out<impl Proto>) {
         let req = match msg {
             Msg::WriteOk { req, .. } | Msg::ReadOk { req, .. } => req,
             _ => return,

@@ -8,8 +8,8 @@
 //! from [`CLIENT_ID_BASE`]. Every name printed for an actor (counterexamples, replay timelines,
 //! process banners) comes from [`Topology::name`].
 
-use crate::config::{az_of, SEGMENTS};
-use crate::msg::{Epoch, FIRST_EPOCH};
+use crate::protocol::config::{az_of, SEGMENTS};
+use crate::protocol::msg::{Epoch, FIRST_EPOCH};
 
 /// Virtual actor id of the control plane: the sender of `LeaseGrant`s in steps and traces.
 pub const CONTROL_ID: usize = 999;

@@ -2,14 +2,16 @@
 //!
 //! The model checker and the runtime both drive this type through the same three entry points
 //! (`on_start`, `on_msg`, `on_timeout`). A node is a segment, the writer or a client; the variants
-//! delegate to the step functions in [`crate::storage_node`], [`crate::writer`] and
-//! [`crate::client`], which are the only place protocol decisions are made.
+//! delegate to the step functions in [`crate::protocol::storage_node`], [`crate::protocol::writer`] and
+//! [`crate::protocol::client`], which are the only place protocol decisions are made.
 
-use crate::client::{Client, ClientState};
-use crate::log::Log;
-use crate::msg::Msg;
-use crate::storage_node::StorageNode;
-use crate::writer::{Choice, Writer, WriterState};
+use crate::protocol::client::{Client, ClientState};
+use crate::protocol::effects::Choice;
+pub use crate::protocol::effects::{NodeStorage, NodeTimer};
+use crate::protocol::log::Log;
+use crate::protocol::msg::Msg;
+use crate::protocol::storage_node::StorageNode;
+use crate::protocol::writer::{Writer, WriterState};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 
@@ -70,28 +72,6 @@ impl std::fmt::Debug for NodeState {
             NodeState::Client(c) => c.fmt(f),
         }
     }
-}
-
-/// What a node saves durably: only segments save (their log).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum NodeStorage {
-    /// A segment's durable log.
-    Segment(Log),
-}
-
-/// The timers a node may set; the runtime fires them after their duration, the model at will.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum NodeTimer {
-    /// The writer's first open quorum read has not completed: ask the other segments.
-    OpenRetry,
-    /// A segment has a gap: pull the missing records from a peer.
-    Gossip,
-    /// The writer's lease ran out: it stops serving reads.
-    Lease,
 }
 
 /// Runs `f` on the inner state of the expected variant, keeping `Cow` borrowed until `f` writes.

@@ -43,9 +43,11 @@
 //!   that has not noticed, or a paused process that resumes, may still send them, and fencing
 //!   alone must stop them; the models' zombie writer does exactly that.
 
-use crate::actor::{Node, NodeTimer};
-use crate::config::{Config, Mutant, SEGMENTS};
-use crate::msg::{Epoch, Key, Lsn, Msg, Record, ReqId, Truncation, VolumeEpoch, FIRST_EPOCH};
+use crate::protocol::config::{Config, Mutant, SEGMENTS};
+use crate::protocol::effects::{Choice, NodeTimer, Proto};
+use crate::protocol::msg::{
+    Epoch, Key, Lsn, Msg, Record, ReqId, Truncation, VolumeEpoch, FIRST_EPOCH,
+};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -59,42 +61,6 @@ pub const LEASE: Range<Duration> = Duration::from_millis(600)..Duration::from_mi
 
 /// How far LSN allocation may run ahead of VDL (Aurora's LAL), in records.
 pub const LAL: Lsn = 8;
-
-/// A decision the writer leaves open. The model checker explores every option offered; the
-/// runtime picks one. Both then feed the pick back through `on_random`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum Choice {
-    /// Serve this read from this segment.
-    ReadFrom {
-        /// Segment index.
-        segment: usize,
-        /// The client the read is for.
-        client: Id,
-        /// The client's request number.
-        req: ReqId,
-        /// Key to read.
-        key: Key,
-        /// The read point.
-        point: Lsn,
-    },
-    /// Ask this segment for its SCL, widening the open quorum read.
-    Ask {
-        /// Segment index.
-        segment: usize,
-    },
-    /// (A segment's choice) pull the records missing from its gap from this peer segment.
-    PullFrom {
-        /// Segment index of the peer.
-        segment: usize,
-    },
-    /// (A recovering writer's choice) the read quorum to query first, as a bitset.
-    Quorum {
-        /// The segments, one bit each.
-        segments: u8,
-    },
-}
 
 impl Choice {
     /// The one segment the choice is about (`None` for a quorum).
@@ -215,7 +181,7 @@ impl Writer {
     /// volume's first writer asks the first three segments (they are all alike then); a
     /// recovering writer leaves which three open as a [`Choice::Quorum`], since by then the
     /// segments differ and the choice matters.
-    pub fn on_start(&self, o: &mut Out<Node>) -> WriterState {
+    pub fn on_start(&self, o: &mut Out<impl Proto>) -> WriterState {
         let quorum = self.cfg.read_quorum;
         let queried = if self.epoch == FIRST_EPOCH {
             let first = (1u8 << quorum) - 1;
@@ -244,7 +210,7 @@ impl Writer {
     }
 
     /// Ask these segments (a bitset) for their SCL and arm the retry.
-    fn query(&self, segments: u8, o: &mut Out<Node>) {
+    fn query(&self, segments: u8, o: &mut Out<impl Proto>) {
         for i in (0..SEGMENTS).filter(|i| segments & (1 << i) != 0) {
             o.send(self.segments[i], Msg::OpenQuery { epoch: self.epoch });
         }
@@ -261,7 +227,7 @@ impl Writer {
 
     /// A read quorum has answered: recompute VDL and open; after the first epoch, declare the
     /// truncation above it.
-    fn recover(&self, st: &mut WriterState, o: &mut Out<Node>) {
+    fn recover(&self, st: &mut WriterState, o: &mut Out<impl Proto>) {
         st.opening = None;
         o.cancel_timer(NodeTimer::OpenRetry);
         o.remove_random(OPEN_CHOICE);
@@ -319,7 +285,7 @@ impl Writer {
         req: ReqId,
         key: Key,
         point: Lsn,
-        o: &mut Out<Node>,
+        o: &mut Out<impl Proto>,
     ) {
         let any = self.cfg.is(Mutant::ReadAnyNode);
         let choices: Vec<Choice> = (0..SEGMENTS)
@@ -339,7 +305,12 @@ impl Writer {
 
     /// The open retry fired: offer to widen the quorum read by one segment not asked yet. The
     /// lease ran out: stop serving reads.
-    pub fn on_timeout(&self, state: &mut Cow<WriterState>, timer: &NodeTimer, o: &mut Out<Node>) {
+    pub fn on_timeout(
+        &self,
+        state: &mut Cow<WriterState>,
+        timer: &NodeTimer,
+        o: &mut Out<impl Proto>,
+    ) {
         if *timer == NodeTimer::Lease {
             if state.lease {
                 state.to_mut().lease = false;
@@ -362,7 +333,12 @@ impl Writer {
     }
 
     /// A choice was made: carry it out.
-    pub fn on_random(&self, state: &mut Cow<WriterState>, choice: &Choice, o: &mut Out<Node>) {
+    pub fn on_random(
+        &self,
+        state: &mut Cow<WriterState>,
+        choice: &Choice,
+        o: &mut Out<impl Proto>,
+    ) {
         match *choice {
             Choice::ReadFrom {
                 segment,
@@ -403,7 +379,7 @@ impl Writer {
     }
 
     /// Handle one message; `o` collects the sends.
-    pub fn on_msg(&self, state: &mut Cow<WriterState>, src: Id, msg: Msg, o: &mut Out<Node>) {
+    pub fn on_msg(&self, state: &mut Cow<WriterState>, src: Id, msg: Msg, o: &mut Out<impl Proto>) {
         match msg {
             Msg::SclReport { scl, truncations } => {
                 let (Some(seg), Some(seen)) = (self.segment_index(src), state.opening) else {

@@ -9,7 +9,7 @@
 //! Appends).
 //!
 //! At any moment the control plane may promote the standby ([`QuorumAction::Promote`], once): the
-//! old writer's lease runs out and the new writer starts recovery ([`crate::writer`]): a 3/6
+//! old writer's lease runs out and the new writer starts recovery ([`crate::protocol::writer`]): a 3/6
 //! quorum read that fences as it goes (which three segments is a choice, explored in full), then
 //! it declares (VDL, VDL + LAL] void and opens; the new epoch and the truncation ride on its
 //! Appends.
@@ -45,11 +45,11 @@
 //!   is refused** (a segment answers an old-epoch Append with `Fenced`), **a truncation happens**
 //!   (a segment drops a record because a truncation voids it).
 
-use crate::config::{Config, SEGMENTS};
-use crate::msg::FIRST_EPOCH;
-use crate::properties::{self, Judged};
-use crate::quorum::{Bounds, QuorumAction, QuorumModel, QuorumState, NEW_WRITER};
-use crate::writer::WriterState;
+use crate::check::properties::{self, Judged};
+use crate::check::quorum::{Bounds, QuorumAction, QuorumModel, QuorumState, NEW_WRITER};
+use crate::protocol::config::{Config, SEGMENTS};
+use crate::protocol::msg::FIRST_EPOCH;
+use crate::protocol::writer::WriterState;
 use stateright::{Model, Path, Property};
 
 /// The standby writer's state, `None` until it is promoted.
