@@ -101,6 +101,10 @@ pub struct CheckArgs {
     /// Don't print progress while running.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Explore on after an `always` property fails (by default a model stops at its first
+    /// violated invariant and prints the counterexample, as TLC does).
+    #[arg(long = "continue")]
+    pub explore_on: bool,
 }
 
 fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
@@ -135,6 +139,7 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<CheckOptions, CheckErro
     }
     opts.out_dir = args.out.clone();
     opts.progress = !args.quiet;
+    opts.explore_on = args.explore_on;
     opts.validate()?;
     Ok(opts)
 }

@@ -184,6 +184,8 @@ pub struct CheckOptions {
     pub out_dir: PathBuf,
     /// Print progress to stderr while running.
     pub progress: bool,
+    /// Explore everything even after an invariant fails (`--continue`).
+    pub explore_on: bool,
 }
 
 impl CheckOptions {
@@ -203,6 +205,18 @@ impl CheckOptions {
             symmetry: strategy == Strategy::Dfs,
             out_dir: PathBuf::from("counterexamples"),
             progress: false,
+            explore_on: false,
+        }
+    }
+
+    /// When the run stops: a mutant's once the property it must break is broken (others may
+    /// break first); the protocol's at its first violated invariant, so a bug is reported at once
+    /// rather than after the whole space, unless `--continue`; otherwise when the space is done.
+    pub fn stop_rule(&self) -> Option<HasDiscoveries> {
+        match self.mutant.and_then(|m| self.model.expected_failure(m)) {
+            Some(expected) => Some(HasDiscoveries::AnyOf([expected].into())),
+            None if self.explore_on => None,
+            None => Some(HasDiscoveries::AnyFailures),
         }
     }
 
@@ -287,7 +301,8 @@ pub struct Report {
     pub depth: usize,
     /// Wall-clock time.
     pub elapsed: Duration,
-    /// Whether the run explored everything (false when it stopped at a counterexample).
+    /// Whether the run explored everything (false when it stopped at a counterexample: a
+    /// mutant's, or the protocol's first violated invariant without `--continue`).
     pub complete: bool,
     /// One verdict per property.
     pub verdicts: Vec<Verdict>,
@@ -338,9 +353,8 @@ where
 {
     let properties = model.properties();
     let mut builder = model.clone().checker().threads(opts.threads);
-    if let Some(expected) = opts.mutant.and_then(|m| opts.model.expected_failure(m)) {
-        // Stop once the property the mutant must break is broken (others may break first).
-        builder = builder.finish_when(HasDiscoveries::AnyOf([expected].into()));
+    if let Some(rule) = opts.stop_rule() {
+        builder = builder.finish_when(rule);
     }
     if opts.symmetry {
         builder = builder.symmetry_fn(M::canonical);
@@ -392,7 +406,7 @@ where
         unique: checker.unique,
         depth: checker.depth,
         elapsed,
-        complete: !(opts.mutant.is_some() && any_failure),
+        complete: !(any_failure && opts.stop_rule().is_some()),
         verdicts,
     })
 }
@@ -580,4 +594,25 @@ pub fn summary(reports: &[Report]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_runs_stop_at_the_first_violated_invariant_unless_continued() {
+        let mut opts = CheckOptions::new(ModelKind::Failover, None);
+        assert!(matches!(
+            opts.stop_rule(),
+            Some(HasDiscoveries::AnyFailures)
+        ));
+        opts.explore_on = true;
+        assert!(opts.stop_rule().is_none());
+        let m = CheckOptions::new(ModelKind::Failover, Some(Mutant::NoFencing));
+        let Some(HasDiscoveries::AnyOf(names)) = m.stop_rule() else {
+            panic!("a mutant stops at the property it must break");
+        };
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["no stale commit"]);
+    }
 }
