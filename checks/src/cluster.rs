@@ -20,21 +20,20 @@
 //! which fences the old one. What to do when is `sixfold_impl::promotion::decide`; this file
 //! gathers the facts and carries the decisions out.
 
-use sixfold_lincheck::history::{HistoryLine, HistoryWriter, OpKind, Outcome, Value as HValue};
 use clap::{Args, Subcommand, ValueEnum};
-use sixfold_impl::client::{ClientError, ClusterClient, Discovery};
+use sixfold_impl::client::{ClusterClient, Discovery};
 use sixfold_impl::control::{ControlPlane, DirLock, Health, LastRun, Revoked, Timing};
 use sixfold_impl::faults::Faults;
 use sixfold_impl::host::{self, NodeOptions, NodeSpec, WRITER_ID};
 use sixfold_impl::layout::{self, free_ports, local_addr, Layout, WriterInfo};
+use sixfold_impl::load::{self, LoadError, LoadReport, LoadSpec, Progress};
 use sixfold_impl::promotion::{self, Decision, Facts, Incumbent, Previous};
 use sixfold_model::config::{Config, Mutant, SEGMENTS};
 use sixfold_model::msg::{Epoch, FIRST_EPOCH};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -235,6 +234,20 @@ pub struct LoadArgs {
     /// writer that acknowledged it).
     #[arg(long)]
     pub acked: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    /// The load the runtime runs: these operations with `mix`.
+    fn spec(&self, mix: &LoadMix) -> LoadSpec {
+        LoadSpec {
+            ops: self.ops,
+            clients: self.clients,
+            keys: self.keys,
+            read_ratio: mix.read_ratio,
+            acked: self.acked.clone(),
+            history: mix.history.clone(),
+        }
+    }
 }
 
 /// Where the writer of one epoch runs.
@@ -902,9 +915,10 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
             eprintln!("sixfold client load: --read-ratio must be between 0 and 1");
             return ExitCode::from(2);
         }
-        return match run_load_mix(disc, timeout, &load.load, &load.mix) {
+        let spec = load.load.spec(&load.mix);
+        return match load::run(disc, timeout, &spec, &mut progress(load.load.ops)) {
             Ok(r) => {
-                println!("{}", r.summary());
+                println!("{}", summary(&r));
                 if r.unknown > 0 {
                     ExitCode::from(1)
                 } else {
@@ -912,7 +926,7 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
                 }
             }
             Err(e) => {
-                eprintln!("sixfold client load: {e}");
+                eprintln!("sixfold client load: {}", describe_load_error(&e));
                 ExitCode::from(1)
             }
         };
@@ -942,223 +956,56 @@ pub fn run_client(args: &ClientArgs) -> ExitCode {
     }
 }
 
-/// The outcome of a load run.
-#[derive(Debug, Clone)]
-pub struct LoadReport {
-    /// Operations (writes, and reads if any) answered.
-    pub ok: u64,
-    /// Operations that timed out or lost their connection (outcome unknown).
-    pub unknown: u64,
-    /// Operations that certainly had no effect (no writer reachable, or refused by one that is
-    /// no longer the writer) within the timeout.
-    pub failed: u64,
-    /// Wall time of the run.
-    pub elapsed: Duration,
-    /// Latencies of the acknowledged writes, sorted.
-    pub latencies: Vec<Duration>,
-}
-
-impl LoadReport {
-    /// The latency at quantile `q` (0..=1) of acknowledged writes.
-    pub fn percentile(&self, q: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
-        self.latencies[i]
-    }
-
-    /// Acknowledged writes per second.
-    pub fn throughput(&self) -> f64 {
-        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// The final report line(s).
-    pub fn summary(&self) -> String {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        format!(
-            "{} operations acknowledged, {} unknown, {} failed, in {:.2} s: {:.0} operations/s\n\
-             latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-            self.ok,
-            self.unknown,
-            self.failed,
-            self.elapsed.as_secs_f64(),
-            self.throughput(),
-            ms(self.percentile(0.5)),
-            ms(self.percentile(0.9)),
-            ms(self.percentile(0.99)),
-            ms(self.latencies.last().copied().unwrap_or_default()),
+/// Prints a load's progress to stderr: `done` of `total` operations and the rate so far.
+fn progress(total: u64) -> impl FnMut(Progress) {
+    move |p| {
+        eprintln!(
+            "  {}/{total} operations, {:.0} operations/s",
+            p.done,
+            p.done as f64 / p.elapsed.as_secs_f64()
         )
     }
 }
 
-/// Runs a write load of `args.ops` writes from `args.clients` connections, printing progress to
-/// stderr once a second.
+/// A load's failure as `sixfold client load` words it: a file it could not write is named by
+/// the writer the load ran against, as it always was.
+fn describe_load_error(e: &LoadError) -> String {
+    match e {
+        LoadError::Save { addr, source, .. } => format!("{addr}: {source}"),
+        LoadError::Client(e) => e.to_string(),
+    }
+}
+
+/// The final report line(s) of a load.
+fn summary(r: &LoadReport) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{} operations acknowledged, {} unknown, {} failed, in {:.2} s: {:.0} operations/s\n\
+         latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        r.ok,
+        r.unknown,
+        r.failed,
+        r.elapsed.as_secs_f64(),
+        r.throughput(),
+        ms(r.percentile(0.5)),
+        ms(r.percentile(0.9)),
+        ms(r.percentile(0.99)),
+        ms(r.latencies.last().copied().unwrap_or_default()),
+    )
+}
+
+/// Runs a write load of `args.ops` writes from `args.clients` connections against the writer
+/// at `addr`, printing progress to stderr once a second: the runtime benchmark's load.
 pub fn run_load(
     addr: SocketAddr,
     timeout: Duration,
     args: &LoadArgs,
-) -> Result<LoadReport, ClientError> {
-    run_load_mix(Discovery::Fixed(addr), timeout, args, &LoadMix::default())
-}
-
-/// Whether operation `i` of a load is a read: a fixed hash of `i` (splitmix64) against the
-/// ratio, so a run's mix does not depend on timing.
-fn is_read(i: u64, ratio: f64) -> bool {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    ((z >> 11) as f64 / (1u64 << 53) as f64) < ratio
-}
-
-/// Runs a load of `args.ops` operations (a `mix.read_ratio` share of them reads) from
-/// `args.clients` connections, printing progress to stderr once a second; with `mix.history`
-/// records every operation for `sixfold lincheck --model kv`. Times are ns since the load
-/// started, on one clock shared by all clients (they are threads of this process). After an
-/// operation with an unknown outcome a connection continues as a new history client
-/// (`worker + clients * n`), since that operation may still be in flight.
-///
-/// Each client follows the writer across failovers ([`ClusterClient`]): an operation that
-/// certainly had no effect (no writer reachable, `NotWriter`) is retried on the current writer
-/// within the timeout and, if that runs out, recorded as `fail`; one whose outcome is unknown
-/// (timeout, connection lost after sending) is recorded as `unknown`, never as failed.
-pub fn run_load_mix(
-    disc: Discovery,
-    timeout: Duration,
-    args: &LoadArgs,
-    mix: &LoadMix,
-) -> Result<LoadReport, ClientError> {
-    let next = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let addr = disc.writer()?;
-    let mut conns = Vec::new();
-    for _ in 0..args.clients.max(1) {
-        conns.push(ClusterClient::new(disc.clone(), timeout));
-    }
-    let n_clients = conns.len() as u64;
-    let ns = move |t: Instant| t.duration_since(start).as_nanos() as u64;
-    let workers: Vec<_> = conns
-        .into_iter()
-        .enumerate()
-        .map(|(w, mut c)| {
-            let (next, done, ops, keys) = (next.clone(), done.clone(), args.ops, args.keys.max(1));
-            let ratio = mix.read_ratio;
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                let mut acked = Vec::new();
-                let mut history = Vec::new();
-                let mut unknown = 0u64;
-                let mut failed = 0u64;
-                let mut client = w as u64;
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= ops {
-                        break;
-                    }
-                    let (key, value) = ((i % keys as u64) as u32, i + 1);
-                    let t = Instant::now();
-                    let (op, result) = if is_read(i, ratio) {
-                        // The initial version (lsn 0) is the absent key: null, which kv reads as "".
-                        let r = c
-                            .read(key)
-                            .map(|v| (v.lsn > 0).then(|| HValue::Str(v.value.to_string())));
-                        (OpKind::Read, r)
-                    } else {
-                        let r = c.write(key, value).map(|a| {
-                            acked.push((key, value, a.lsn, a.epoch));
-                            Some(HValue::Str(value.to_string()))
-                        });
-                        (OpKind::Write, r)
-                    };
-                    let end = Instant::now();
-                    let outcome = match &result {
-                        Ok(_) => Outcome::Ok,
-                        Err(e) if e.definitely_not_applied() => Outcome::Fail,
-                        Err(_) => Outcome::Unknown,
-                    };
-                    let written = (op == OpKind::Write).then(|| HValue::Str(value.to_string()));
-                    history.push(HistoryLine {
-                        client,
-                        call: ns(t),
-                        ret: Some(ns(end)),
-                        outcome,
-                        op,
-                        key: Some(key.to_string()),
-                        value: result.unwrap_or(written),
-                        from: None,
-                        to: None,
-                    });
-                    match outcome {
-                        Outcome::Ok => lat.push(end - t),
-                        Outcome::Fail => failed += 1,
-                        Outcome::Unknown => {
-                            unknown += 1;
-                            client += n_clients;
-                        }
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                (lat, acked, unknown, failed, history)
-            })
-        })
-        .collect();
-    let mut last = Instant::now();
-    while workers.iter().any(|w| !w.is_finished()) {
-        std::thread::sleep(Duration::from_millis(20));
-        if last.elapsed() >= Duration::from_secs(1) {
-            last = Instant::now();
-            let d = done.load(Ordering::Relaxed);
-            eprintln!(
-                "  {d}/{} operations, {:.0} operations/s",
-                args.ops,
-                d as f64 / start.elapsed().as_secs_f64()
-            );
-        }
-    }
-    let mut report = LoadReport {
-        ok: 0,
-        unknown: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-    };
-    let mut acked_all = Vec::new();
-    let mut history_all = Vec::new();
-    for w in workers {
-        let (lat, acked, unknown, failed, history) = w.join().unwrap_or_default();
-        report.ok += lat.len() as u64;
-        report.unknown += unknown;
-        report.failed += failed;
-        report.latencies.extend(lat);
-        acked_all.extend(acked);
-        history_all.extend(history);
-    }
-    report.elapsed = start.elapsed();
-    report.latencies.sort();
-    if let Some(p) = &args.acked {
-        acked_all.sort_by_key(|a| a.2);
-        let text: String = acked_all
-            .iter()
-            .map(|(k, v, l, e)| format!("{k} {v} {l} {e}\n"))
-            .collect();
-        if let Err(source) = std::fs::write(p, text) {
-            return Err(ClientError::Io { addr, source });
-        }
-    }
-    if let Some(p) = &mix.history {
-        history_all.sort_by_key(|r| r.call);
-        let write = || -> std::io::Result<()> {
-            let mut w = HistoryWriter::new(std::io::BufWriter::new(std::fs::File::create(p)?));
-            for r in &history_all {
-                w.record(r)?;
-            }
-            w.finish().map(drop)
-        };
-        if let Err(source) = write() {
-            return Err(ClientError::Io { addr, source });
-        }
-    }
-    Ok(report)
+) -> Result<LoadReport, LoadError> {
+    let spec = args.spec(&LoadMix::default());
+    load::run(
+        Discovery::Fixed(addr),
+        timeout,
+        &spec,
+        &mut progress(args.ops),
+    )
 }

@@ -23,6 +23,7 @@ pub mod control;
 pub mod faults;
 pub mod host;
 pub mod layout;
+pub mod load;
 pub mod promotion;
 pub mod storage;
 pub mod trace_log;
