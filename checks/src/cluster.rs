@@ -1,38 +1,29 @@
-//! The `sixfold cluster`, `sixfold node` and `sixfold client` commands: run the runtime of
-//! `sixfold-impl` as real processes and talk to it.
+//! The `sixfold cluster`, `sixfold node` and `sixfold client` commands: the command line of the
+//! runtime in `sixfold-impl`, which runs as real processes.
 //!
-//! `cluster` is a supervisor: it writes the layout to `DIR/cluster.json`, starts one
-//! `sixfold node` process per member (so any member can be SIGKILLed and restarted on its own),
-//! prints the addresses and the exact command that restarts each member, and on Ctrl-C (or
-//! SIGTERM) stops them all; with `--trace FILE` it then merges the members' per-process traces
-//! into one file that `sixfold replay` checks.
-//!
-//! It is also the **control plane** (`sixfold_impl::control`): it hands out epochs (persisted in
-//! `DIR/epoch`, so a restarted cluster never reuses one), grants the writer's lease in answer to
-//! its heartbeats, and when the writer fails (missed heartbeats, lost lease, never started) it
-//! stops granting, waits until the old lease has certainly run out, and starts a writer in the
-//! next epoch, which recovers the volume; `DIR/writer.json` tells clients where it is.
-//!
-//! Started on an existing `DIR` it is a restarted control plane: it takes `DIR`'s lock, and
-//! unless `DIR/control-plane` records that the previous one stopped cleanly it waits
-//! `GRANT_WINDOW + LEASE + margin` from its own start before it appoints a writer, since the
-//! previous one may have granted a lease just before it died; then it promotes the next epoch,
-//! which fences the old one. What to do when is `sixfold_impl::promotion::decide`; this file
-//! gathers the facts and carries the decisions out.
+//! `cluster` runs [`sixfold_impl::cluster::run`]: the supervisor of one `sixfold node` process
+//! per member and the control plane that appoints, watches and replaces the writer (see that
+//! module). This file parses the arguments, words what the cluster reports ([`Event`]) as the
+//! lines an operator reads (addresses, the exact command that restarts each member, the
+//! failover log), turns Ctrl-C (or SIGTERM) into a clean stop, and with `--trace FILE` then
+//! merges the members' per-process traces into one file that `sixfold replay` checks. `node`
+//! hosts one member ([`sixfold_impl::host`]); `client` writes, reads or runs a load
+//! ([`sixfold_impl::load`]).
 
 use clap::{Args, Subcommand, ValueEnum};
 use sixfold_impl::client::{ClusterClient, Discovery};
-use sixfold_impl::control::{ControlPlane, DirLock, Health, LastRun, Revoked, Timing};
+use sixfold_impl::cluster::{self, ClusterError, ClusterSpec, Event, Protocol, Ready, TRACE_DIR};
+use sixfold_impl::control::Failure;
 use sixfold_impl::faults::Faults;
-use sixfold_impl::host::{self, NodeOptions, NodeSpec, WRITER_ID};
-use sixfold_impl::layout::{self, free_ports, local_addr, Layout, WriterInfo};
+use sixfold_impl::host::{self, NodeOptions, NodeSpec};
+use sixfold_impl::layout::Layout;
 use sixfold_impl::load::{self, LoadError, LoadReport, LoadSpec, Progress};
-use sixfold_impl::promotion::{self, Decision, Facts, Incumbent, Previous};
+use sixfold_impl::promotion::Previous;
 use sixfold_model::config::{Config, Mutant, SEGMENTS};
 use sixfold_model::msg::{Epoch, FIRST_EPOCH};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -64,14 +55,17 @@ pub struct ProtocolArgs {
 }
 
 impl ProtocolArgs {
+    /// The options as the runtime takes them.
+    pub fn protocol(&self) -> Protocol {
+        Protocol {
+            mutant: self.mutant,
+            wait_all: self.wait_all,
+        }
+    }
+
     /// The configuration the members run.
     pub fn config(&self) -> Config {
-        let cfg = Config::new(self.mutant);
-        if self.wait_all {
-            cfg.wait_all()
-        } else {
-            cfg
-        }
+        self.protocol().config()
     }
 }
 
@@ -236,6 +230,23 @@ pub struct LoadArgs {
     pub acked: Option<PathBuf>,
 }
 
+impl ClusterArgs {
+    /// The cluster the runtime runs: these options, with this very binary as every member.
+    fn spec(&self) -> ClusterSpec {
+        ClusterSpec {
+            dir: self.dir.clone(),
+            port_base: self.port_base,
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sixfold")),
+            protocol: self.protocol.protocol(),
+            trace: self.trace.clone(),
+            slow: self.slow.clone(),
+            slow_ms: self.slow_ms,
+            writer_faults: self.writer_faults.clone(),
+            segment_faults: self.segment_faults.clone(),
+        }
+    }
+}
+
 impl LoadArgs {
     /// The load the runtime runs: these operations with `mix`.
     fn spec(&self, mix: &LoadMix) -> LoadSpec {
@@ -250,475 +261,31 @@ impl LoadArgs {
     }
 }
 
-/// Where the writer of one epoch runs.
-struct WriterSlot {
-    epoch: Epoch,
-    id: usize,
-    peer: SocketAddr,
-    client: SocketAddr,
-}
-
-impl WriterSlot {
-    /// The first epoch uses the layout's writer addresses; a later one gets fresh ports, since
-    /// its predecessor may still be alive (partitioned, not dead) and holding its ports.
-    fn new(layout: &Layout, epoch: Epoch) -> std::io::Result<WriterSlot> {
-        let (peer, client) = if epoch == FIRST_EPOCH {
-            (layout.peers[WRITER_ID], layout.client)
-        } else {
-            let p = free_ports(2)?;
-            (local_addr(p[0]), local_addr(p[1]))
-        };
-        Ok(WriterSlot {
-            epoch,
-            id: host::writer_id(epoch),
-            peer,
-            client,
-        })
-    }
-}
-
-fn node_command(
-    layout: &Layout,
-    dir: &Path,
-    id: usize,
-    args: &ClusterArgs,
-    writer: Option<(&WriterSlot, Option<&str>)>,
-) -> (PathBuf, Vec<String>) {
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sixfold"));
-    let role = if writer.is_some() {
-        "writer"
-    } else {
-        "storage"
-    };
-    let mut v = vec![
-        "node".to_string(),
-        "--role".into(),
-        role.into(),
-        "--id".into(),
-        id.to_string(),
-        "--dir".into(),
-        dir.join(format!("node-{id}")).display().to_string(),
-        "--peers".into(),
-        layout.peers_arg(),
-    ];
-    if let Some((w, faults)) = writer {
-        v.extend(["--client-addr".into(), w.client.to_string()]);
-        v.extend(["--epoch".into(), w.epoch.to_string()]);
-        if w.id != WRITER_ID {
-            v.extend(["--listen".into(), w.peer.to_string()]);
-        }
-        if let Some(c) = layout.control {
-            v.extend(["--control".into(), c.to_string()]);
-        }
-        if let Some(f) = faults {
-            v.extend(["--faults".into(), f.to_string()]);
-        }
-    } else if let Some(f) = &args.segment_faults {
-        v.extend(["--faults".into(), f.clone()]);
-    }
-    if let Some(m) = args.protocol.mutant {
-        v.extend(["--mutant".into(), m.name().into()]);
-    }
-    if args.protocol.wait_all {
-        v.push("--wait-all".into());
-    }
-    if args.trace.is_some() {
-        v.extend([
-            "--trace".into(),
-            dir.join("trace")
-                .join(format!("node-{id}.ndjson"))
-                .display()
-                .to_string(),
-        ]);
-    }
-    if args.slow.contains(&id) {
-        v.extend(["--delay-ms".into(), args.slow_ms.to_string()]);
-    }
-    (exe, v)
-}
-
-fn spawn_node(exe: &Path, argv: &[String]) -> std::io::Result<Child> {
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(argv);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; it makes the member die with the supervisor.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-    }
-    cmd.spawn()
-}
-
-fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// Milliseconds since the cluster started, for its log lines.
+/// Seconds since the cluster started, for its log lines.
 fn stamp(t0: Instant) -> String {
     format!("[{:>7.3} s]", t0.elapsed().as_secs_f64())
 }
 
-/// Hands out the next epoch (durably, before anything runs in it) and starts its writer.
-fn start_writer(
-    layout: &Layout,
-    dir: &Path,
-    args: &ClusterArgs,
-    faults: Option<&str>,
-) -> Result<(WriterSlot, Child), String> {
-    let epoch = layout::last_epoch(dir).map_err(|e| e.to_string())? + 1;
-    if epoch > host::MAX_EPOCH {
-        return Err(format!("epoch {epoch} exceeds {}", host::MAX_EPOCH));
-    }
-    layout::store_epoch(dir, epoch).map_err(|e| e.to_string())?;
-    let slot = WriterSlot::new(layout, epoch).map_err(|e| e.to_string())?;
-    let (exe, argv) = node_command(layout, dir, slot.id, args, Some((&slot, faults)));
-    let mut child = spawn_node(&exe, &argv).map_err(|e| format!("cannot start the writer: {e}"))?;
-    let saved = WriterInfo {
-        epoch,
-        id: slot.id,
-        peer: slot.peer,
-        client: slot.client,
-        pid: Some(child.id()),
-    }
-    .save(dir);
-    if let Err(e) = saved {
-        // Not appointed, but it holds its first lease: reap it, so that a clean stop is one.
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e.to_string());
-    }
-    Ok((slot, child))
-}
-
-/// The current writer process and what the supervisor has reported about it.
-struct Current {
-    slot: WriterSlot,
-    child: Child,
-    running: bool,
-    /// When the failover that started it began (the failed writer was detected).
-    failover_from: Option<Instant>,
-    reported_open: bool,
-}
-
-/// Runs `sixfold cluster`: exit 0 after a clean stop, 2 if it could not start.
+/// Runs `sixfold cluster`: exit 0 after a clean stop, 2 if it could not start, 1 if the
+/// members' traces could not be merged.
 pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
     catch_signals();
     let t0 = Instant::now();
-    let cfg = args.protocol.config();
-    let dir = &args.dir;
-    if let Some(bad) = args.slow.iter().find(|&&s| s >= SEGMENTS) {
-        eprintln!("sixfold cluster: --slow {bad}: only segments 0..=5 can be slowed");
-        return ExitCode::from(2);
-    }
-    for spec in [&args.writer_faults, &args.segment_faults]
-        .into_iter()
-        .flatten()
-    {
-        if let Err(e) = spec.parse::<Faults>() {
-            eprintln!("sixfold cluster: {e}");
+    let mut print = |e: Event<'_>| print_event(t0, &args.dir, e);
+    // Holds the directory's lock until the traces are merged.
+    let stopped = match cluster::run(&args.spec(), &STOP, &mut print) {
+        Ok(s) => s,
+        Err(ClusterError::NoSuchSegment(bad)) => {
+            eprintln!("sixfold cluster: --slow {bad}: only segments 0..=5 can be slowed");
             return ExitCode::from(2);
         }
-    }
-    // One control plane per directory, held until this process dies (see `promotion`).
-    let lock = std::fs::create_dir_all(dir).and_then(|()| DirLock::acquire(dir));
-    let _lock = match lock {
-        Ok(l) => l,
         Err(e) => {
             eprintln!("sixfold cluster: {e}");
             return ExitCode::from(2);
         }
     };
-    let layout = match Layout::load(dir) {
-        Ok(mut l) if args.port_base == 0 => {
-            l.config = cfg;
-            if l.control.is_none() {
-                l.control = free_ports(1).ok().map(|p| local_addr(p[0]));
-            }
-            Ok(l)
-        }
-        _ => Layout::local(cfg, args.port_base),
-    };
-    let layout = match layout.and_then(|l| l.save(dir).map(|_| l)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("sixfold cluster: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let Some(control_addr) = layout.control else {
-        eprintln!("sixfold cluster: no control-plane port");
-        return ExitCode::from(2);
-    };
-    let control = match ControlPlane::start(control_addr, Timing::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sixfold cluster: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // What the previous control plane left, read once it can do nothing more; then, durably
-    // and before any writer is appointed, that this one runs (a crash from here on must make
-    // the next one wait out our leases).
-    let previous = match read_previous(dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("sixfold cluster: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = LastRun::Running.store(dir) {
-        eprintln!(
-            "sixfold cluster: {}: {e}",
-            dir.join(sixfold_impl::control::RUN_FILE).display()
-        );
-        return ExitCode::from(2);
-    }
-    let facts = |incumbent| Facts {
-        now: Instant::now(),
-        started: control.started(),
-        previous,
-        incumbent,
-        strays: control.strays(),
-        timing: control.timing(),
-    };
-    if let Some(t) = &args.trace {
-        // A fresh recording: per-member traces from an earlier run would not merge with it.
-        let _ = std::fs::remove_dir_all(dir.join("trace"));
-        let _ = std::fs::remove_file(t);
-    }
-    let mut children: Vec<(usize, Child, bool)> = Vec::new();
-    let mut commands = Vec::new();
-    for id in 0..SEGMENTS {
-        let (exe, argv) = node_command(&layout, dir, id, args, None);
-        match spawn_node(&exe, &argv) {
-            Ok(c) => children.push((id, c, true)),
-            Err(e) => {
-                eprintln!("sixfold cluster: cannot start member {id}: {e}");
-                stop_children(&mut children);
-                return ExitCode::from(2);
-            }
-        }
-        commands.push(format!("{} {}", exe.display(), argv.join(" ")));
-    }
-    if !wait_for_first_promotion(t0, previous, &facts) {
-        println!("stopping");
-        stop_children(&mut children);
-        record_stop(dir, &control, &facts);
-        return ExitCode::SUCCESS;
-    }
-    let mut current = match start_writer(&layout, dir, args, args.writer_faults.as_deref()) {
-        Ok((slot, child)) => {
-            control.appoint(slot.epoch);
-            if previous.epoch().is_some() {
-                println!(
-                    "{} promoting writer epoch {}: pid {}, peers {}, clients {} \
-                     (recovering the volume)",
-                    stamp(t0),
-                    slot.epoch,
-                    child.id(),
-                    slot.peer,
-                    slot.client
-                );
-            }
-            Current {
-                slot,
-                child,
-                running: true,
-                failover_from: None,
-                reported_open: false,
-            }
-        }
-        Err(e) => {
-            eprintln!("sixfold cluster: {e}");
-            stop_children(&mut children);
-            return ExitCode::from(2);
-        }
-    };
-    let mut old_writers: Vec<(Epoch, Child)> = Vec::new();
-    // The appointed writer once revoked (until its successor is promoted), and when its
-    // failure was detected.
-    let mut revoked: Option<Revoked> = None;
-    let mut detected = Instant::now();
-    if !wait_for_port(current.slot.client, Duration::from_secs(10)) {
-        eprintln!(
-            "sixfold cluster: the writer did not open {} in 10 s",
-            current.slot.client
-        );
-        stop_children(&mut children);
-        let _ = current.child.kill();
-        return ExitCode::from(2);
-    }
-    println!(
-        "sixfold cluster in {} ({})",
-        dir.display(),
-        describe_cfg(&cfg)
-    );
-    for (id, child, _) in &children {
-        println!("  {}  pid {}", layout.describe(*id), child.id());
-    }
-    println!(
-        "  writer (epoch {})  peers {}  clients {}  pid {}",
-        current.slot.epoch,
-        current.slot.peer,
-        current.slot.client,
-        current.child.id()
-    );
-    println!("  control plane  {control_addr}  (leases, failover; current writer in writer.json)");
-    println!(
-        "clients: sixfold client --dir {} write KEY VALUE",
-        dir.display()
-    );
-    println!("restart a member with:");
-    for (id, cmd) in commands.iter().enumerate() {
-        println!("  [{id}] {cmd}");
-    }
-    println!("  the writer is replaced by the control plane when it fails (kill -9 it to see)");
-    println!("cluster ready; Ctrl-C stops it");
-    while !STOP.load(Ordering::SeqCst) {
-        for (id, child, running) in children.iter_mut() {
-            if *running {
-                if let Ok(Some(status)) = child.try_wait() {
-                    *running = false;
-                    println!("member {id} exited ({status}); restart it with command [{id}] above");
-                }
-            }
-        }
-        old_writers.retain_mut(|(_, c)| !matches!(c.try_wait(), Ok(Some(_))));
-        if current.running {
-            if let Ok(Some(status)) = current.child.try_wait() {
-                current.running = false;
-                println!(
-                    "{} writer (epoch {}) exited ({status})",
-                    stamp(t0),
-                    current.slot.epoch
-                );
-            }
-        }
-        let book = control.writer(current.slot.epoch);
-        if book.open && !current.reported_open {
-            current.reported_open = true;
-            let took = current
-                .failover_from
-                .map(|t| {
-                    format!(
-                        " ({} ms after the failure was detected)",
-                        t.elapsed().as_millis()
-                    )
-                })
-                .unwrap_or_default();
-            println!(
-                "{} writer (epoch {}) recovered VDL={}, open{took}",
-                stamp(t0),
-                current.slot.epoch,
-                book.vdl
-            );
-        }
-        let health = control.health();
-        let incumbent = match (health, &revoked) {
-            (Some((_, h)), _) => Incumbent::Appointed(h),
-            (None, Some(r)) => Incumbent::revoked(r, !current.running),
-            (None, None) => Incumbent::None,
-        };
-        let mut nap = Duration::from_millis(10);
-        match promotion::decide(&facts(incumbent)) {
-            Decision::Keep => {}
-            Decision::Revoke => {
-                detected = Instant::now();
-                revoked = control.revoke();
-                if let (Some((epoch, Health::Failed(why))), Some(r)) = (health, &revoked) {
-                    let wait = match promotion::decide(&facts(Incumbent::revoked(r, false))) {
-                        Decision::WaitUntil(t) => r.lease_ends_by.map(|e| t.max(e)),
-                        _ => r.lease_ends_by,
-                    };
-                    match wait {
-                        Some(t) => println!(
-                            "{} writer (epoch {epoch}) {why}; lease expires at {:.3} s (in {} ms); \
-                             promoting writer epoch {} after that",
-                            stamp(t0),
-                            t.duration_since(t0).as_secs_f64(),
-                            t.saturating_duration_since(detected).as_millis(),
-                            epoch + 1
-                        ),
-                        None => println!(
-                            "{} writer (epoch {epoch}) {why}; never heard from, so killing it \
-                             before promoting writer epoch {}",
-                            stamp(t0),
-                            epoch + 1
-                        ),
-                    }
-                }
-                continue;
-            }
-            Decision::Kill => {
-                if current.running {
-                    let _ = current.child.kill();
-                    let _ = current.child.wait();
-                    current.running = false;
-                }
-                continue;
-            }
-            Decision::WaitUntil(t) => {
-                nap = nap.min(t.saturating_duration_since(Instant::now()));
-            }
-            Decision::Promote => match start_writer(&layout, dir, args, None) {
-                Ok((slot, child)) => {
-                    control.appoint(slot.epoch);
-                    revoked = None;
-                    println!(
-                        "{} promoting writer epoch {}: pid {}, peers {}, clients {} \
-                         (recovering the volume)",
-                        stamp(t0),
-                        slot.epoch,
-                        child.id(),
-                        slot.peer,
-                        slot.client
-                    );
-                    let old = std::mem::replace(
-                        &mut current,
-                        Current {
-                            slot,
-                            child,
-                            running: true,
-                            failover_from: Some(detected),
-                            reported_open: false,
-                        },
-                    );
-                    if old.running {
-                        old_writers.push((old.slot.epoch, old.child));
-                    }
-                }
-                Err(e) => {
-                    eprintln!("sixfold cluster: cannot promote a writer: {e}");
-                    break;
-                }
-            },
-        }
-        std::thread::sleep(nap);
-    }
-    println!("stopping");
-    if current.running {
-        children.push((current.slot.id, current.child, true));
-    }
-    for (e, c) in old_writers {
-        children.push((host::writer_id(e), c, true));
-    }
-    stop_children(&mut children);
-    record_stop(dir, &control, &facts);
-    drop(control);
-    if let Some(t) = &args.trace {
-        match crate::replay::merge_dir(&dir.join("trace"), t) {
+    if let (true, Some(t)) = (stopped.served, &args.trace) {
+        match crate::replay::merge_dir(&args.dir.join(TRACE_DIR), t) {
             Ok(n) => println!("trace: {n} steps merged into {}", t.display()),
             Err(e) => {
                 eprintln!("sixfold cluster: {e}");
@@ -729,80 +296,139 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What the previous control plane left in `dir`: the last epoch and how its run ended.
-fn read_previous(dir: &Path) -> Result<Previous, String> {
-    let epoch = layout::last_epoch(dir).map_err(|e| e.to_string())?;
-    let run = LastRun::load(dir).map_err(|e| {
-        format!(
-            "{}: {e}",
-            dir.join(sixfold_impl::control::RUN_FILE).display()
-        )
-    })?;
-    Ok(Previous::from_disk(epoch, run))
-}
-
-/// Before the first writer: waits (printing why) until the promotion rule allows one. `false`
-/// if the cluster was told to stop meanwhile.
-fn wait_for_first_promotion(
-    t0: Instant,
-    previous: Previous,
-    facts: &impl Fn(Incumbent) -> Facts,
-) -> bool {
-    let mut announced = None;
-    loop {
-        if STOP.load(Ordering::SeqCst) {
-            return false;
+/// Prints what the cluster in `dir` reports, stamped with the time since `t0` where it is part
+/// of the failover log.
+fn print_event(t0: Instant, dir: &Path, event: Event<'_>) {
+    match event {
+        Event::RestartWait {
+            at,
+            until,
+            previous,
+        } => print_restart_wait(t0, at, until, previous),
+        Event::Promoted { writer, pid } => println!(
+            "{} promoting writer epoch {}: pid {pid}, peers {}, clients {} \
+             (recovering the volume)",
+            stamp(t0),
+            writer.epoch,
+            writer.peer,
+            writer.client
+        ),
+        Event::Ready(ready) => print_banner(dir, &ready),
+        Event::MemberExited { id, status } => {
+            println!("member {id} exited ({status}); restart it with command [{id}] above")
         }
-        let t = match promotion::decide(&facts(Incumbent::None)) {
-            Decision::WaitUntil(t) => t,
-            _ => return true,
-        };
-        if announced != Some(t) {
-            announced = Some(t);
-            let now = Instant::now();
-            let why = match previous {
-                Previous::MayHoldLease { epoch } => format!(
-                    "control plane restarted: DIR/epoch is {epoch} and no clean stop was \
-                     recorded, so writer (epoch {epoch}) may hold a lease"
-                ),
-                _ => "a writer this control plane never appointed may hold a lease".into(),
-            };
+        Event::WriterExited { epoch, status } => {
+            println!("{} writer (epoch {epoch}) exited ({status})", stamp(t0))
+        }
+        Event::WriterOpen {
+            epoch,
+            vdl,
+            since_failure,
+        } => {
+            let took = since_failure
+                .map(|d| format!(" ({} ms after the failure was detected)", d.as_millis()))
+                .unwrap_or_default();
             println!(
-                "{} {why} until {:.3} s (in {} ms); promoting writer epoch {} after that",
-                stamp(t0),
-                t.duration_since(t0).as_secs_f64(),
-                t.saturating_duration_since(now).as_millis(),
-                previous.epoch().unwrap_or(0) + 1
+                "{} writer (epoch {epoch}) recovered VDL={vdl}, open{took}",
+                stamp(t0)
             );
         }
-        std::thread::sleep(
-            t.saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(10)),
-        );
+        Event::WriterFailed {
+            epoch,
+            why,
+            detected,
+            promote_after,
+        } => print_failure(t0, epoch, why, detected, promote_after),
+        Event::PromotionFailed(e) => eprintln!("sixfold cluster: cannot promote a writer: {e}"),
+        Event::Stopping => println!("stopping"),
+        Event::NoCleanStop => {
+            println!("no clean stop recorded: an earlier writer's lease may still be running")
+        }
+        Event::CleanStopFailed(e) => {
+            eprintln!("sixfold cluster: cannot record the clean stop: {e}")
+        }
     }
 }
 
-/// After every writer this control plane started has been killed and reaped: stops granting
-/// and, if no lease of another writer can still be running, records a clean stop, so that the
-/// next control plane in `dir` may promote at once ([`promotion`]).
-fn record_stop(dir: &Path, control: &ControlPlane, facts: &impl Fn(Incumbent) -> Facts) {
-    let _ = control.revoke();
-    if !promotion::no_lease_outstanding(&facts(Incumbent::None)) {
-        println!("no clean stop recorded: an earlier writer's lease may still be running");
-        return;
-    }
-    let recorded = layout::last_epoch(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|epoch| {
-            LastRun::Stopped { epoch }
-                .store(dir)
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = recorded {
-        eprintln!("sixfold cluster: cannot record the clean stop: {e}");
+/// Why the first writer waits, and until when.
+fn print_restart_wait(t0: Instant, at: Instant, until: Instant, previous: Previous) {
+    let why = match previous {
+        Previous::MayHoldLease { epoch } => format!(
+            "control plane restarted: DIR/epoch is {epoch} and no clean stop was \
+             recorded, so writer (epoch {epoch}) may hold a lease"
+        ),
+        _ => "a writer this control plane never appointed may hold a lease".into(),
+    };
+    println!(
+        "{} {why} until {:.3} s (in {} ms); promoting writer epoch {} after that",
+        stamp(t0),
+        until.duration_since(t0).as_secs_f64(),
+        until.saturating_duration_since(at).as_millis(),
+        previous.epoch().unwrap_or(0) + 1
+    );
+}
+
+/// The failed writer, and when its successor will be promoted.
+fn print_failure(
+    t0: Instant,
+    epoch: Epoch,
+    why: Failure,
+    detected: Instant,
+    promote_after: Option<Instant>,
+) {
+    match promote_after {
+        Some(t) => println!(
+            "{} writer (epoch {epoch}) {why}; lease expires at {:.3} s (in {} ms); \
+             promoting writer epoch {} after that",
+            stamp(t0),
+            t.duration_since(t0).as_secs_f64(),
+            t.saturating_duration_since(detected).as_millis(),
+            epoch + 1
+        ),
+        None => println!(
+            "{} writer (epoch {epoch}) {why}; never heard from, so killing it \
+             before promoting writer epoch {}",
+            stamp(t0),
+            epoch + 1
+        ),
     }
 }
 
+/// The start-up banner of a cluster that is [`Ready`]: its members and how to use it.
+fn print_banner(dir: &Path, ready: &Ready<'_>) {
+    let Ready {
+        layout,
+        storage,
+        writer,
+        writer_pid,
+        control,
+    } = ready;
+    println!(
+        "sixfold cluster in {} ({})",
+        dir.display(),
+        describe_cfg(&layout.config)
+    );
+    for m in storage.iter() {
+        println!("  {}  pid {}", layout.describe(m.id), m.pid());
+    }
+    println!(
+        "  writer (epoch {})  peers {}  clients {}  pid {writer_pid}",
+        writer.epoch, writer.peer, writer.client,
+    );
+    println!("  control plane  {control}  (leases, failover; current writer in writer.json)");
+    println!(
+        "clients: sixfold client --dir {} write KEY VALUE",
+        dir.display()
+    );
+    println!("restart a member with:");
+    for m in storage.iter() {
+        println!("  [{}] {}", m.id, m.command());
+    }
+    println!("  the writer is replaced by the control plane when it fails (kill -9 it to see)");
+    println!("cluster ready; Ctrl-C stops it");
+}
+
+/// The protocol in force, for the banner: the quorums, and the mutant if one runs.
 fn describe_cfg(cfg: &Config) -> String {
     let mut s = format!(
         "write quorum {}/6, read quorum {}/6",
@@ -812,26 +438,6 @@ fn describe_cfg(cfg: &Config) -> String {
         s.push_str(&format!(", MUTANT {m}"));
     }
     s
-}
-
-fn stop_children(children: &mut [(usize, Child, bool)]) {
-    for (_, c, _) in children.iter() {
-        // SAFETY: sending a signal to our own child's pid.
-        unsafe {
-            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for (_, c, _) in children.iter_mut() {
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-    }
 }
 
 /// Runs `sixfold node`: exit 0 after a clean stop, 2 on a bad spec, 1 if the node failed.

@@ -6,7 +6,7 @@
 //! has certainly expired, because the lease is what stops an old writer serving reads (fencing
 //! alone stops its writes). This module is that control plane's runtime half: a TCP server that
 //! answers the appointed writer's heartbeats ([`crate::wire::Frame::Heartbeat`]) with grants and
-//! keeps the timings; `sixfold cluster` decides what to do with them (start a process, kill one).
+//! keeps the timings; [`crate::cluster`] decides what to do with them (start a process, kill one).
 //!
 //! # Timing
 //! The writer's host steps a grant only within [`GRANT_WINDOW`] of sending the heartbeat it

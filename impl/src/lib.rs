@@ -19,6 +19,7 @@
 //! the OS.
 
 pub mod client;
+pub mod cluster;
 pub mod control;
 pub mod faults;
 pub mod host;
@@ -26,6 +27,7 @@ pub mod layout;
 pub mod load;
 pub mod promotion;
 pub mod storage;
+pub mod supervise;
 pub mod trace_log;
 pub mod transport;
 pub mod wire;

@@ -4,8 +4,9 @@
 //! health or the revoked one's lease bound, what it found in `DIR` when it started and when it
 //! started, writers it hears from but never appointed) and says what to do next ([`Decision`]):
 //! keep the writer, stop granting it, kill it, wait until an instant, or promote a writer in the
-//! next epoch. It reads no clock and touches no file; `sixfold cluster` gathers the facts, acts on
-//! the decision and asks again. The unit tests below exercise it with made-up instants.
+//! next epoch. It reads no clock and touches no file; the control loop ([`crate::cluster`])
+//! gathers the facts, acts on the decision and asks again. The unit tests below exercise it with
+//! made-up instants.
 //!
 //! # The rule
 //! A writer may be promoted only once every lease an earlier writer may still hold has certainly
