@@ -1,13 +1,16 @@
-//! Outbound delivery to one peer: a bounded queue, one TCP connection, reconnect with backoff,
-//! and resend of every frame the peer has not confirmed.
+//! Both ends of a peer link's at-least-once delivery: the sender's [`Outbound`] (a bounded queue,
+//! one TCP connection, reconnect with backoff, resend of every frame the peer has not confirmed)
+//! and the receiver's [`Confirms`] (the confirmations it owes, written back on the connection the
+//! frames came in on).
 //!
 //! This mirrors the model's network, where a message to an actor that is down waits until it is
 //! back: frames stay queued while the peer is unreachable and are sent when it returns. Frames
 //! written on a connection that later fails are resent after reconnecting unless the peer
-//! confirmed them ([`Frame::Confirm`], sent by the receiver only after processing and fsync), so
-//! delivery is at-least-once; the protocol's Append/Ack handlers are idempotent. The queue is
-//! bounded ([`QUEUE_CAP`]); on overflow the oldest frame is dropped and counted in the log, which
-//! the model's `--lossy` network covers.
+//! confirmed them ([`Frame::Confirm`]), so delivery is at-least-once; the protocol's Append/Ack
+//! handlers are idempotent. The receiver confirms a frame only after it has stepped it and made
+//! the batch's saves durable (the host's outbox releases [`Confirms`] after the fsync), so a
+//! confirmed frame is never needed again. The queue is bounded ([`QUEUE_CAP`]); on overflow the
+//! oldest frame is dropped and counted in the log, which the model's `--lossy` network covers.
 
 use crate::wire::{self, Frame};
 use std::collections::VecDeque;
@@ -106,6 +109,47 @@ impl Drop for Outbound {
     }
 }
 
+/// The receiving end of one inbound peer connection: its write half, on which the frames that
+/// came in on it are confirmed.
+#[derive(Clone)]
+pub struct ConfirmLink(Arc<Mutex<TcpStream>>);
+
+impl ConfirmLink {
+    /// The write half of `stream` (writes time out after a second); `None` if it cannot be
+    /// cloned (the connection is gone).
+    pub fn new(stream: &TcpStream) -> Option<ConfirmLink> {
+        let w = stream.try_clone().ok()?;
+        let _ = w.set_write_timeout(Some(Duration::from_secs(1)));
+        Some(ConfirmLink(Arc::new(Mutex::new(w))))
+    }
+}
+
+/// The confirmations a receiver owes for the frames of one batch: per connection, the highest
+/// sequence number taken, written only when [`Confirms::release`] is called (after the fsync).
+#[derive(Default)]
+pub struct Confirms(Vec<(ConfirmLink, u64)>);
+
+impl Confirms {
+    /// Owes the peer on `link` a confirmation of every frame up to `seq`.
+    pub fn owe(&mut self, link: ConfirmLink, seq: u64) {
+        match self.0.iter_mut().find(|(k, _)| Arc::ptr_eq(&k.0, &link.0)) {
+            Some((_, s)) => *s = (*s).max(seq),
+            None => self.0.push((link, seq)),
+        }
+    }
+
+    /// Writes one [`Frame::Confirm`] per connection owed, in the order they were first owed. A
+    /// confirmation that cannot be written is not retried: the sender resends what it lacks.
+    pub fn release(&mut self) {
+        for (link, seq) in self.0.drain(..) {
+            let mut s = link.0.lock().expect("conn lock");
+            let _ = wire::write_frame(&mut *s, &Frame::Confirm { seq });
+        }
+    }
+}
+
+/// The sender's side of confirmations: reads the peer's [`Frame::Confirm`]s off the link's
+/// connection and forgets the frames they cover, until the connection breaks.
 fn confirm_reader(mut stream: TcpStream, shared: Arc<Shared>, broken: Arc<AtomicBool>) {
     loop {
         match wire::read_frame(&mut stream) {
@@ -124,6 +168,8 @@ fn confirm_reader(mut stream: TcpStream, shared: Arc<Shared>, broken: Arc<Atomic
     shared.cv.notify_all();
 }
 
+/// The link's thread: connect (with backoff), say hello, resend what was not confirmed, then
+/// write frames as they are queued; reconnect when the connection fails, until the link stops.
 fn run(
     src: u64,
     self_addr: Option<SocketAddr>,
@@ -169,43 +215,52 @@ fn run(
             },
         )
         .is_ok();
-        {
-            // Whatever the peer never confirmed goes out again, first and in order.
-            let mut q = shared.q.lock().expect("queue lock");
-            let confirmed = q.confirmed;
-            let mut again: VecDeque<_> = q
-                .unconfirmed
-                .drain(..)
-                .filter(|(s, _)| *s > confirmed)
-                .collect();
-            again.append(&mut q.pending);
-            q.pending = again;
-        }
+        resend_unconfirmed(&shared);
         if ok {
-            loop {
-                let batch: Vec<_> = {
-                    let q = shared.q.lock().expect("queue lock");
-                    let (mut q, _) = shared
-                        .cv
-                        .wait_timeout_while(q, Duration::from_millis(100), |q| {
-                            q.pending.is_empty() && !q.stop && !broken.load(Ordering::SeqCst)
-                        })
-                        .expect("queue lock");
-                    if q.stop || broken.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let batch: Vec<_> = q.pending.drain(..).collect();
-                    q.unconfirmed.extend(batch.iter().cloned());
-                    batch
-                };
-                let failed = batch.iter().any(|(_, bytes)| w.write_all(bytes).is_err());
-                if failed || w.flush().is_err() {
-                    break;
-                }
-            }
+            pump(&mut w, &shared, &broken);
         }
         drop(w);
         let _ = stream.shutdown(Shutdown::Both);
         let _ = reader_thread.join();
+    }
+}
+
+/// Puts whatever the peer never confirmed back at the head of the queue, in order, to go out
+/// again first on a new connection.
+fn resend_unconfirmed(shared: &Shared) {
+    let mut q = shared.q.lock().expect("queue lock");
+    let confirmed = q.confirmed;
+    let mut again: VecDeque<_> = q
+        .unconfirmed
+        .drain(..)
+        .filter(|(s, _)| *s > confirmed)
+        .collect();
+    again.append(&mut q.pending);
+    q.pending = again;
+}
+
+/// Writes queued frames to one connection as they come (remembering them as unconfirmed), until
+/// the link stops, the connection breaks or a write fails.
+fn pump(w: &mut impl Write, shared: &Shared, broken: &AtomicBool) {
+    loop {
+        let batch: Vec<_> = {
+            let q = shared.q.lock().expect("queue lock");
+            let (mut q, _) = shared
+                .cv
+                .wait_timeout_while(q, Duration::from_millis(100), |q| {
+                    q.pending.is_empty() && !q.stop && !broken.load(Ordering::SeqCst)
+                })
+                .expect("queue lock");
+            if q.stop || broken.load(Ordering::SeqCst) {
+                return;
+            }
+            let batch: Vec<_> = q.pending.drain(..).collect();
+            q.unconfirmed.extend(batch.iter().cloned());
+            batch
+        };
+        let failed = batch.iter().any(|(_, bytes)| w.write_all(bytes).is_err());
+        if failed || w.flush().is_err() {
+            return;
+        }
     }
 }
