@@ -10,11 +10,13 @@
 //! so a partition is symmetric even when only one side is configured.
 //!
 //! Everything random comes from one xorshift generator seeded by `seed`, so a spec names one
-//! schedule of faults (up to thread timing). The model's `--lossy` network contains every loss,
-//! and its unordered network every delay, so none of this steps outside what is checked.
+//! schedule of faults (up to thread timing). The same seed also seeds the member's own random
+//! decisions, the host's timer durations and open choices ([`runtime_seed`]), so one seed names
+//! one run. The model's `--lossy` network contains every loss, and its unordered network every
+//! delay, so none of this steps outside what is checked.
 //!
 //! The spec is a comma-separated list, e.g. `seed=7,drop=0.01,delay=20,partition=control+clients@1500`:
-//! - `seed=N`: the generator's seed (default 1);
+//! - `seed=N`: the generator's seed (default [`DEFAULT_SEED`]);
 //! - `drop=P`: probability (0..1) that a peer message is lost;
 //! - `delay=MS`: the largest extra delay of a peer message, in ms;
 //! - `partition=T+T…@FROM[-UNTIL]`: from FROM ms after the member started (until UNTIL ms, or for
@@ -24,6 +26,26 @@
 use sixfold_model::msg::Msg;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// The seed of a spec that names none, and of a member started without a spec.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// The seed of a member's own random decisions (the host's timer durations within their ranges
+/// and its picks among open choices): the seed of its fault spec, or [`DEFAULT_SEED`] without
+/// one, mixed with its actor id (splitmix64's finalizer over `seed ^ (id + 1) * K`), so that
+/// members given the same spec do not share a sequence and the fault net's own generator is not
+/// repeated. A fixed function: the same seed and id give the same decisions in every run. Never
+/// 0, which is a xorshift generator's fixed point.
+pub fn runtime_seed(faults: Option<&Faults>, actor: usize) -> u64 {
+    let seed = faults.map_or(DEFAULT_SEED, |f| f.seed);
+    let mut z = seed
+        ^ (actor as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
 
 /// Something a member can be cut off from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +99,7 @@ impl std::str::FromStr for Faults {
 
     fn from_str(s: &str) -> Result<Faults, FaultSpecError> {
         let mut f = Faults {
-            seed: 1,
+            seed: DEFAULT_SEED,
             ..Faults::default()
         };
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -287,6 +309,29 @@ mod tests {
         assert_ne!(run(5), run(6));
         let lost = run(5).iter().filter(|l| **l).count();
         assert!((30..90).contains(&lost), "{lost} of 200 lost at p=0.3");
+    }
+
+    #[test]
+    fn the_runtime_seed_is_a_function_of_the_fault_seed_and_the_actor() {
+        let spec = |seed| Faults {
+            seed,
+            ..Faults::default()
+        };
+        assert_eq!(
+            runtime_seed(Some(&spec(7)), 3),
+            runtime_seed(Some(&spec(7)), 3)
+        );
+        assert_ne!(
+            runtime_seed(Some(&spec(7)), 3),
+            runtime_seed(Some(&spec(8)), 3)
+        );
+        assert_ne!(
+            runtime_seed(Some(&spec(7)), 3),
+            runtime_seed(Some(&spec(7)), 4)
+        );
+        let default: Faults = "".parse().unwrap();
+        assert_eq!(runtime_seed(None, 6), runtime_seed(Some(&default), 6));
+        assert!((0..16).all(|id| runtime_seed(None, id) != 0));
     }
 
     #[test]

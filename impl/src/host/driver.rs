@@ -16,7 +16,9 @@
 //!    save it follows is durable.
 //!
 //! Every random decision (a timer's duration within its range, which open option to take) comes
-//! from one generator.
+//! from one generator seeded by [`crate::faults::runtime_seed`], so the node's fault seed and
+//! actor id name the sequence; timers due together fire in a fixed order (by timer), not in a
+//! hash map's.
 
 use super::heartbeat::{LeaseStatus, GRANT_WINDOW};
 use super::outbox::Outbox;
@@ -28,7 +30,7 @@ use sixfold_model::actor::{Node, NodeState, NodeStorage, NodeTimer};
 use sixfold_model::msg::Msg;
 use sixfold_model::trace::{self, Input, Step};
 use stateright::actor::{Actor, Command, Id, Out};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,8 +99,8 @@ pub(super) struct Host {
     state: Option<NodeState>,
     store: Option<SegmentStore>,
     trace: Option<TraceLog>,
-    /// Armed timers and when each is due.
-    timers: HashMap<NodeTimer, Instant>,
+    /// Armed timers and when each is due (timers due together fire in timer order).
+    timers: BTreeMap<NodeTimer, Instant>,
     /// Choices the actor left open, by key.
     choices: BTreeMap<String, Vec<<Node as Actor>::Random>>,
     outbox: Outbox,
@@ -133,7 +135,7 @@ impl Host {
             state: None,
             store,
             trace,
-            timers: HashMap::new(),
+            timers: BTreeMap::new(),
             choices: BTreeMap::new(),
             outbox,
             status: w.status,

@@ -29,7 +29,10 @@
 //!   model's network keeps such a message pending; parked requests expire after [`PARK_TTL`];
 //! - `delay` holds every inbound message for a fixed time before the step (a slow node, for the
 //!   benchmark), without reordering;
-//! - a [`Faults`] spec drops, delays or partitions messages ([`crate::faults`]).
+//! - a [`Faults`] spec drops, delays or partitions messages ([`crate::faults`]);
+//! - every random decision of the loop (timer durations, open choices) comes from a generator
+//!   seeded by [`crate::faults::runtime_seed`]: the fault spec's seed and the actor id, so one
+//!   seed names one run (up to thread timing).
 //!
 //! # Writers, epochs and the lease
 //! The writer of epoch `e` is actor [`writer_id`]`(e)`: each writer is its own actor, as in the
@@ -64,7 +67,7 @@ pub use actors::{
 };
 pub use heartbeat::{GRANT_WINDOW, HEARTBEAT_EVERY};
 
-use crate::faults::{FaultNet, Faults};
+use crate::faults::{self, FaultNet, Faults};
 use crate::storage::StorageError;
 use crate::trace_log::TraceLogError;
 use driver::{Host, Wiring};
@@ -94,7 +97,8 @@ pub struct NodeOptions {
     /// The control plane that grants the writer's lease; `None` for a static cluster, whose one
     /// writer renews its own lease.
     pub control: Option<SocketAddr>,
-    /// Faults to inject.
+    /// Faults to inject; their seed also seeds the node's random decisions
+    /// ([`crate::faults::runtime_seed`]; without a spec, [`crate::faults::DEFAULT_SEED`]).
     pub faults: Option<Faults>,
 }
 
@@ -233,10 +237,7 @@ pub fn spawn_with(spec: NodeSpec, opts: NodeOptions) -> Result<NodeHandle, HostE
         status,
         local_lease: role.writer && opts.control.is_none(),
         delay: spec.delay,
-        seed: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1,
+        seed: faults::runtime_seed(opts.faults.as_ref(), spec.id),
         tag,
     };
     let host = match recover(&spec, &opts, &role, clients, stats.clone(), wiring) {
