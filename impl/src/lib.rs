@@ -5,7 +5,8 @@
 //! commands it returns: `Send` becomes a frame on a TCP connection ([`transport`], [`wire`]),
 //! `SetTimer`/`CancelTimer` a deadline in the step loop ([`host`]), `Save` an incremental,
 //! checksummed, fsynced append to the segment's log file ([`storage`]). Steps can be recorded as
-//! NDJSON in the model's trace format ([`trace_log`]) and replayed against the model.
+//! NDJSON in the model's trace format ([`trace_log`]); the per-process files of a run are read back
+//! and merged into one causal order ([`trace_merge`]) to be replayed against the model.
 //!
 //! # Threads, not tokio
 //! A node talks to at most six peers and a handful of clients, and its step loop is sequential by
@@ -29,5 +30,6 @@ pub mod promotion;
 pub mod storage;
 pub mod supervise;
 pub mod trace_log;
+pub mod trace_merge;
 pub mod transport;
 pub mod wire;

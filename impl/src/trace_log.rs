@@ -5,9 +5,10 @@
 //! a peer's message, `sent`, the clock of the sender's step that sent it. Clocks travel with
 //! every message ([`crate::wire::Frame::Data`]), so sorting the steps of all files by
 //! `(clock, actor)` gives an order in which every receive comes after its send and every ack after
-//! the save it acknowledges; `sent` names the very step a receive follows, so `sixfold replay`
-//! can also order what clocks cannot see (a promoted writer starts after its predecessor's lease
-//! ended) without breaking any receive. The model's `Step` ignores unknown fields, so a line with
+//! the save it acknowledges; `sent` names the very step a receive follows, so the merge can also
+//! order what clocks cannot see (a promoted writer starts after its predecessor's lease ended)
+//! without breaking any receive. Reading the files back and merging them is
+//! [`crate::trace_merge`]'s job. The model's `Step` ignores unknown fields, so a line with
 //! `clock` and `sent` is still a valid model line.
 //!
 //! When a process restarts onto an existing trace file it appends [`Input::Crash`] and then the

@@ -222,7 +222,7 @@ impl Run {
         let code = wait_exit(&mut self.cluster, Duration::from_secs(15));
         assert_eq!(code, Some(0), "the cluster stops and merges its trace");
         let merged = self.dir.join("run.ndjson");
-        let trace = replay::load(&merged).unwrap_or_else(|e| panic!("{e}"));
+        let trace = sixfold_impl::trace_merge::load(&merged).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(trace.header.model, "failover", "a run with two writers");
         let verdict = replay::replay(&trace).verdict;
         assert_eq!(verdict, Verdict::Pass, "{}", merged.display());

@@ -70,6 +70,6 @@ fn record_run(out: &Path) {
     for n in nodes.into_iter().flatten() {
         n.stop().expect("stop");
     }
-    sixfold_checks::replay::merge_dir(&dir.join("trace"), out).expect("merge");
+    sixfold_impl::trace_merge::merge_dir(&dir.join("trace"), out).expect("merge");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
 //! Bad trace input gets a clear error naming the file and the line, never a panic, and an
 //! edited output is caught as a mismatch at exactly that line.
 
-use sixfold_checks::replay::{self, ReplayError, Verdict};
+use sixfold_checks::replay::{self, Verdict};
+use sixfold_impl::trace_merge::{parse_text, TraceFileError};
 use std::path::{Path, PathBuf};
 
 fn run_trace() -> (PathBuf, String) {
@@ -11,8 +12,8 @@ fn run_trace() -> (PathBuf, String) {
 }
 
 fn bad_line(text: &str) -> (usize, String) {
-    match replay::parse_text(Path::new("edited.ndjson"), text) {
-        Err(ReplayError::BadLine { at, reason }) => {
+    match parse_text(Path::new("edited.ndjson"), text) {
+        Err(TraceFileError::BadLine { at, reason }) => {
             assert_eq!(at.file, Path::new("edited.ndjson"));
             (at.line, reason)
         }
@@ -71,7 +72,7 @@ fn an_edited_output_is_reported_at_its_line() {
     let ok = "\"WriteOk\":{\"epoch\":1,\"lsn\":";
     lines[i] = lines[i].replacen(ok, &format!("{ok}9"), 1);
     assert!(lines[i].contains(&format!("{ok}9")), "{}", lines[i]);
-    let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
+    let trace = parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     match replay::replay(&trace).verdict {
         Verdict::Mismatch { at, detail } => {
             assert_eq!(at.line, i + 1);
@@ -94,7 +95,7 @@ fn a_restart_from_storage_never_saved_is_reported_at_its_line() {
     let last = "{\"epoch\":1,\"key\":0,\"lsn\":3,\"value\":30}";
     assert!(lines[i].contains(last), "{}", lines[i]);
     lines[i] = lines[i].replacen(&format!(",{last}"), "", 1);
-    let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
+    let trace = parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     match replay::replay(&trace).verdict {
         Verdict::Mismatch { at, detail } => {
             assert_eq!(at.line, i + 1);
@@ -114,7 +115,7 @@ fn failover_run(name: &str) -> String {
 }
 
 fn mismatch_at(lines: &[String]) -> (usize, String) {
-    let trace = replay::parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
+    let trace = parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     assert_eq!(trace.header.model, "failover");
     match replay::replay(&trace).verdict {
         Verdict::Mismatch { at, detail } => (at.line, detail),

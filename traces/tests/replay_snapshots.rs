@@ -2,13 +2,14 @@
 //! a change in protocol behaviour changes a timeline, which shows up as a snapshot diff.
 
 use sixfold_checks::replay::{self, Verdict};
+use sixfold_impl::trace_merge::{self, Trace, TraceStep};
 use sixfold_model::config::Mutant;
 use std::path::Path;
 
 /// The replay of `file` as text: verdict first, then the timeline. Only line numbers appear,
 /// never paths, so snapshots are the same on every machine.
 fn render(file: &Path) -> (Verdict, String) {
-    let trace = replay::load(file).unwrap_or_else(|e| panic!("{e}"));
+    let trace = trace_merge::load(file).unwrap_or_else(|e| panic!("{e}"));
     let out = replay::replay(&trace);
     let verdict = match &out.verdict {
         Verdict::Pass => "pass: every step matches the model, invariants hold".to_string(),
@@ -62,7 +63,7 @@ fn recorded_runs_replay_and_match_their_snapshots() {
 fn recorded_failover_runs_are_judged_as_failover_and_show_what_they_are_for() {
     let run = |name: &str| {
         let f = sixfold_traces::root().join(format!("runs/failover-{name}.ndjson"));
-        let trace = replay::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        let trace = trace_merge::load(&f).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(trace.header.model, "failover", "{}", f.display());
         let text = render(&f).1;
         assert!(
@@ -111,7 +112,7 @@ fn recorded_runs_keep_sends_before_receives_and_promotions_after_leases() {
     use sixfold_model::actor::NodeTimer;
     use sixfold_model::trace::{ActorSpec, Input};
     for f in sixfold_traces::files("runs") {
-        let trace = replay::load(&f).unwrap();
+        let trace = trace_merge::load(&f).unwrap();
         let mut stepped = std::collections::HashSet::new();
         for s in &trace.steps {
             if let (Input::Msg { src, .. }, Some(sent)) = (&s.step.input, s.sent) {
@@ -127,7 +128,7 @@ fn recorded_runs_keep_sends_before_receives_and_promotions_after_leases() {
             .filter(|&i| matches!(trace.header.actors[i], ActorSpec::Writer { .. }))
             .collect();
         for pair in writers.windows(2) {
-            let pos = |f: &dyn Fn(&replay::TraceStep) -> bool| trace.steps.iter().position(f);
+            let pos = |f: &dyn Fn(&TraceStep) -> bool| trace.steps.iter().position(f);
             let start = pos(&|s| s.step.actor == pair[1]).expect("the new writer steps");
             let lease_timer = Input::Timer {
                 timer: NodeTimer::Lease,
@@ -172,7 +173,7 @@ fn a_failover_run_split_into_process_files_merges_back_into_its_order() {
     let dir = std::env::temp_dir().join(format!("sixfold-split-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let trace = replay::load(&f).unwrap();
+    let trace = trace_merge::load(&f).unwrap();
     let header = text.lines().next().unwrap();
     let mut files: std::collections::BTreeMap<usize, String> = Default::default();
     for s in &trace.steps {
@@ -185,12 +186,12 @@ fn a_failover_run_split_into_process_files_merges_back_into_its_order() {
     for (actor, body) in &files {
         std::fs::write(dir.join(format!("node-{actor}.ndjson")), body).unwrap();
     }
-    let merged = replay::load(&dir).unwrap();
-    let raw = |t: &replay::Trace| t.steps.iter().map(|s| s.raw.clone()).collect::<Vec<_>>();
+    let merged = trace_merge::load(&dir).unwrap();
+    let raw = |t: &Trace| t.steps.iter().map(|s| s.raw.clone()).collect::<Vec<_>>();
     assert_eq!(raw(&merged), raw(&trace));
     let mut by_clock = trace.steps.clone();
     by_clock.sort_by_key(|s| (s.clock.unwrap_or(0), s.step.actor));
-    let start = |steps: &[replay::TraceStep]| steps.iter().position(|s| s.step.actor == 7);
+    let start = |steps: &[TraceStep]| steps.iter().position(|s| s.step.actor == 7);
     assert!(start(&by_clock) < start(&trace.steps));
     let _ = std::fs::remove_dir_all(&dir);
 }
