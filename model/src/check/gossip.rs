@@ -110,7 +110,7 @@ impl Model for GossipModel {
     fn actions(&self, state: &QuorumState, actions: &mut Vec<QuorumAction>) {
         self.quorum.actions(state, actions);
         if state.history.drops < self.drops {
-            for env in state.network.iter_all() {
+            for env in state.network.iter_deliverable() {
                 if let Msg::Append { record, .. } = env.msg {
                     if record.lsn < self.writes as u64 {
                         actions.push(QuorumAction::Actor(ActorModelAction::Drop(

@@ -71,6 +71,38 @@ pub const MAX_DOWN: usize = 3;
 /// Id of the writer the `failover` model promotes (epoch 2), right after the first.
 pub const NEW_WRITER: usize = writer_id(FIRST_EPOCH + 1);
 
+/// Every message in flight, each as many times as it is in flight. Stateright 0.31's
+/// `Network::iter_all` yields a message held `n > 1` times `n + 1` times (its iterator counts
+/// down past the copy it has already yielded), so a network rebuilt from it gains a copy of
+/// every duplicated message on every rebuild, and a model that rebuilds on every step (dead
+/// letters, symmetry) grows without bound. Read the multiset itself instead.
+pub fn in_flight(network: &Network<Msg>) -> Vec<Envelope<&Msg>> {
+    match network {
+        Network::UnorderedNonDuplicating(multiset) => multiset
+            .iter()
+            .flat_map(|(e, &n)| {
+                let env = Envelope {
+                    src: e.src,
+                    dst: e.dst,
+                    msg: &e.msg,
+                };
+                std::iter::repeat_n(env, n)
+            })
+            .collect(),
+        other => other.iter_all().collect(),
+    }
+}
+
+/// The network with only the messages `keep` accepts, duplicates counted right ([`in_flight`]).
+pub fn rebuilt(network: &Network<Msg>, keep: impl Fn(&Envelope<&Msg>) -> bool) -> Network<Msg> {
+    Network::new_unordered_nonduplicating(
+        in_flight(network)
+            .into_iter()
+            .filter(|e| keep(e))
+            .map(|e| e.to_cloned_msg()),
+    )
+}
+
 /// `read from seg3/az1` or `ask seg4/az2`.
 fn describe_choice(t: &Topology, choice: &Choice) -> String {
     match choice {
@@ -424,13 +456,7 @@ impl QuorumModel {
             d < SEGMENTS && lost & (1 << d) != 0
         };
         if lost != 0 && state.network.iter_all().any(|e| dead(&e)) {
-            state.network = Network::new_unordered_nonduplicating(
-                state
-                    .network
-                    .iter_all()
-                    .filter(|e| !dead(e))
-                    .map(|e| e.to_cloned_msg()),
-            );
+            state.network = rebuilt(&state.network, |e| !dead(e));
         }
         state
     }
@@ -465,13 +491,7 @@ impl QuorumModel {
             }
         };
         if state.network.iter_all().any(|e| dead(&e)) {
-            let kept: Vec<_> = state
-                .network
-                .iter_all()
-                .filter(|e| !dead(e))
-                .map(|e| e.to_cloned_msg())
-                .collect();
-            state.network = Network::new_unordered_nonduplicating(kept);
+            state.network = rebuilt(&state.network, |e| !dead(e));
         }
         state
     }
@@ -527,12 +547,7 @@ impl Model for QuorumModel {
                 s.crashed[NEW_WRITER] = true;
                 s.timers_set[NEW_WRITER].cancel_all();
                 s.random_choices[NEW_WRITER].map.clear();
-                s.network = Network::new_unordered_nonduplicating(
-                    s.network
-                        .iter_all()
-                        .filter(|e| usize::from(e.src) != NEW_WRITER)
-                        .map(|e| e.to_cloned_msg()),
-                );
+                s.network = rebuilt(&s.network, |e| usize::from(e.src) != NEW_WRITER);
             }
         }
         states
@@ -827,5 +842,28 @@ impl Recorder<'_> {
             outputs,
             digest,
         }));
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_counts_each_duplicate_once() {
+        let env = Envelope {
+            src: Id::from(5),
+            dst: Id::from(3),
+            msg: Msg::GossipPull { from: 1 },
+        };
+        let net = Network::new_unordered_nonduplicating([env.clone(), env]);
+        assert_eq!(net.len(), 2);
+        assert_eq!(
+            net.iter_all().count(),
+            3,
+            "stateright 0.31's iter_all over-counts"
+        );
+        assert_eq!(in_flight(&net).len(), 2);
+        assert_eq!(rebuilt(&net, |_| true), net, "a rebuild keeps the multiset");
     }
 }

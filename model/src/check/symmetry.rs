@@ -27,7 +27,7 @@
 //!
 //! Symmetry is only sound for DFS and simulation in stateright; BFS ignores it.
 
-use crate::check::quorum::QuorumState;
+use crate::check::quorum::{in_flight, QuorumState};
 use crate::protocol::actor::NodeState;
 use crate::protocol::config::SEGMENTS;
 use crate::protocol::effects::Choice;
@@ -71,7 +71,7 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
             Some(id)
         }
     };
-    for env in state.network.iter_all() {
+    for env in in_flight(&state.network) {
         let (src, dst) = (usize::from(env.src), usize::from(env.dst));
         if src < SEGMENTS {
             flows[src] = flows[src].wrapping_add(hash_of(&(true, peer(env.dst), env.msg)));
@@ -170,10 +170,12 @@ pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
     }
     next.history.lost = permute_bits(state.history.lost, &perm);
     next.network =
-        Network::new_unordered_nonduplicating(state.network.iter_all().map(|e| Envelope {
-            src: relabel(e.src, &perm),
-            dst: relabel(e.dst, &perm),
-            msg: e.msg.clone(),
+        Network::new_unordered_nonduplicating(in_flight(&state.network).into_iter().map(|e| {
+            Envelope {
+                src: relabel(e.src, &perm),
+                dst: relabel(e.dst, &perm),
+                msg: e.msg.clone(),
+            }
         }));
     next
 }
@@ -189,7 +191,9 @@ fn hash_of<T: Hash>(value: &T) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::quorum::{Bounds, QuorumModel};
+    use crate::check::failover::FailoverModel;
+    use crate::check::gossip::GossipModel;
+    use crate::check::quorum::{Bounds, QuorumAction, QuorumModel};
     use crate::protocol::config::Config;
     use stateright::Model;
 
@@ -228,5 +232,75 @@ mod tests {
             }
         }
         assert!(checked > 5_000);
+    }
+
+    /// The theorem the reduction rests on, tested on random walks of every model: the step
+    /// relation commutes with relabelling. The successors of a relabelled state are exactly the
+    /// relabelled successors, so a representative (a relabelling of the real state) has the
+    /// same futures up to that relabelling, whether or not the canonical form is exact.
+    fn steps_commute_with_relabelling<M: Model<State = QuorumState, Action = QuorumAction>>(
+        model: &M,
+        walks: usize,
+    ) {
+        use std::collections::HashSet;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut checked = 0;
+        for _ in 0..walks {
+            let mut state = model.init_states().remove(0);
+            for _ in 0..80 {
+                let mut order: [usize; SEGMENTS] = std::array::from_fn(|i| i);
+                for i in (1..SEGMENTS).rev() {
+                    order.swap(i, next(i + 1));
+                }
+                let steps = model.next_steps(&state);
+                let moved: HashSet<QuorumState> =
+                    steps.iter().map(|(_, t)| permute(t, &order)).collect();
+                let of_moved: HashSet<QuorumState> = model
+                    .next_steps(&permute(&state, &order))
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect();
+                assert!(moved == of_moved, "{state:#?}\n{order:?}");
+                checked += 1;
+                if steps.is_empty() {
+                    break;
+                }
+                state = steps[next(steps.len())].1.clone();
+            }
+        }
+        assert!(checked > walks * 10, "walks too short: {checked}");
+    }
+
+    #[test]
+    fn quorum_steps_commute_with_relabelling() {
+        let bounds = Bounds {
+            reads: 1,
+            ..Bounds::deep()
+        };
+        steps_commute_with_relabelling(&QuorumModel::new(Config::default(), bounds), 150);
+    }
+
+    #[test]
+    fn gossip_steps_commute_with_relabelling() {
+        let model = GossipModel::from_bounds(Config::default(), &Bounds::default());
+        steps_commute_with_relabelling(&model, 150);
+    }
+
+    #[test]
+    fn failover_steps_commute_with_relabelling() {
+        let bounds = Bounds {
+            crashes: 1,
+            losses: 1,
+            gossip: true,
+            ..FailoverModel::default_bounds()
+        };
+        let model = FailoverModel::new(Config::default(), bounds);
+        steps_commute_with_relabelling(&model, 150);
     }
 }
