@@ -14,8 +14,8 @@
 //! The model's ghost describes one register (the model uses a single key). A runtime run writes
 //! many keys, so replay keeps the model's ghost for the whole volume (durability and uncommitted
 //! reads are about LSNs and VDL, which are global) plus one model ghost per key for stale reads,
-//! feeding each the sends that concern its key ([`History`]). On single-key traces (every model
-//! counterexample) the two views coincide.
+//! feeding each the sends that concern its key ([`KeyedHistory`]). On single-key traces (every
+//! model counterexample) the two views coincide.
 //!
 //! A message from a sender that is not an actor of the trace (an external client of a runtime
 //! cluster) is observed by the ghost when the recipient takes it, since its send was not recorded.
@@ -38,7 +38,7 @@ use sixfold_model::msg::{Epoch, Key, Lsn, Msg, ReqId, FIRST_EPOCH};
 use sixfold_model::properties::{self, View};
 use sixfold_model::quorum::Ghost;
 use sixfold_model::topology::{Topology, CLIENT_ID_BASE};
-use sixfold_model::trace::{self, ActorSpec, Input, Output};
+use sixfold_model::trace::{self, ActorSpec, Header, Input, Output};
 use stateright::actor::Id;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ pub use sixfold_impl::trace_merge::merge_dir;
 
 /// How a replay ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ReplayVerdict {
     /// Every step matched and every invariant held.
     Pass,
     /// A counterexample: every step matched and the property it names was violated here.
@@ -81,18 +81,18 @@ pub enum Verdict {
     },
 }
 
-impl Verdict {
+impl ReplayVerdict {
     /// Whether the trace passed (a counterexample passes when it reproduces).
     pub fn passed(&self) -> bool {
-        matches!(self, Verdict::Pass | Verdict::Reproduced { .. })
+        matches!(self, ReplayVerdict::Pass | ReplayVerdict::Reproduced { .. })
     }
 }
 
 /// The result of a replay: the verdict and a human-readable timeline of the steps replayed.
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct Replayed {
     /// How it ended.
-    pub verdict: Verdict,
+    pub verdict: ReplayVerdict,
     /// Steps replayed (up to and including a mismatch).
     pub steps: usize,
     /// One line per step, plus marks where invariants failed.
@@ -273,7 +273,7 @@ fn timeline_line(actors: &[ActorSpec], s: &TraceStep) -> String {
 
 /// The model's history rules applied to a multi-key run: a volume-wide [`Ghost`] and one per key.
 #[derive(Clone, Debug, Default)]
-pub struct History {
+pub struct KeyedHistory {
     /// Every send, as the model observes them: durability and uncommitted reads.
     pub volume: Ghost,
     /// Per key, the sends about that key: stale reads.
@@ -282,7 +282,7 @@ pub struct History {
     read_key: std::collections::HashMap<(usize, ReqId), Key>,
 }
 
-impl History {
+impl KeyedHistory {
     /// Observes `src` sending `msg` to `dst`, with [`Ghost::observe_send`].
     pub fn observe(&mut self, src: usize, dst: usize, msg: &Msg) {
         let (s, d) = (Id::from(src), Id::from(dst));
@@ -321,7 +321,7 @@ impl History {
 /// judged by the model's own property list (stale reads per key).
 fn first_violation(
     model: &str,
-    h: &History,
+    h: &KeyedHistory,
     states: &[Option<NodeState>],
     st: &[Option<NodeStorage>],
 ) -> Option<&'static str> {
@@ -358,122 +358,173 @@ fn ghost_id(a: usize, id: usize) -> usize {
 }
 
 /// Replays a trace against the model.
-pub fn replay(trace: &Trace) -> Outcome {
-    let h = &trace.header;
-    let cfg = h.config;
-    let nodes: Vec<Node> = h.actors.iter().map(|a| a.build(cfg)).collect();
-    let mut states: Vec<Option<NodeState>> = vec![None; nodes.len()];
-    let mut storages: Vec<Option<NodeStorage>> = vec![None; nodes.len()];
-    let mut ghost = History::default();
-    let mut timeline = String::new();
-    let mut violated: Option<(String, At)> = None;
-    let mut steps = 0;
+pub fn replay(trace: &Trace) -> Replayed {
+    let mut run = Run::new(&trace.header);
     for s in &trace.steps {
-        steps += 1;
-        let a = s.step.actor;
-        let _ = writeln!(timeline, "{}", timeline_line(&h.actors, s));
+        if let Err(mismatch) = run.step(s) {
+            return run.end(mismatch);
+        }
+    }
+    let verdict = match (&trace.header.violates, run.violated.take()) {
+        (None, None) => ReplayVerdict::Pass,
+        (None, Some((property, at))) => ReplayVerdict::Violation { property, at },
+        (Some(want), Some((property, at))) if *want == property => {
+            ReplayVerdict::Reproduced { property, at }
+        }
+        (Some(_), Some((property, at))) => ReplayVerdict::Violation { property, at },
+        (Some(want), None) => ReplayVerdict::NotReproduced {
+            property: want.clone(),
+        },
+    };
+    run.end(verdict)
+}
+
+/// The global state a replay rebuilds, one recorded step at a time.
+struct Run<'a> {
+    h: &'a Header,
+    nodes: Vec<Node>,
+    states: Vec<Option<NodeState>>,
+    /// Each actor's durable storage: its last save, or nothing since a lost disk.
+    storages: Vec<Option<NodeStorage>>,
+    ghost: KeyedHistory,
+    timeline: String,
+    /// The first property broken, and where.
+    violated: Option<(String, At)>,
+    steps: usize,
+}
+
+impl<'a> Run<'a> {
+    fn new(h: &'a Header) -> Run<'a> {
+        let nodes: Vec<Node> = h.actors.iter().map(|a| a.build(h.config)).collect();
+        Run {
+            h,
+            states: vec![None; nodes.len()],
+            storages: vec![None; nodes.len()],
+            nodes,
+            ghost: KeyedHistory::default(),
+            timeline: String::new(),
+            violated: None,
+            steps: 0,
+        }
+    }
+
+    fn end(self, verdict: ReplayVerdict) -> Replayed {
+        Replayed {
+            verdict,
+            steps: self.steps,
+            timeline: self.timeline,
+        }
+    }
+
+    /// Replays one step: its restart storage, outputs and digest must be the model's (else the
+    /// mismatch is returned); then the ghost observes it and the properties are judged.
+    fn step(&mut self, s: &TraceStep) -> Result<(), ReplayVerdict> {
+        self.steps += 1;
+        let (h, a) = (self.h, s.step.actor);
+        let _ = writeln!(self.timeline, "{}", timeline_line(&h.actors, s));
         if let Input::Msg { src, msg } = &s.step.input {
-            if *src >= nodes.len() {
-                ghost.observe(ghost_id(a, *src), a, msg);
+            if *src >= self.nodes.len() {
+                self.ghost.observe(ghost_id(a, *src), a, msg);
             }
         }
-        if let Some(detail) = restart_mismatch(&s.step.input, &storages[a]) {
-            let _ = writeln!(timeline, "  !! restarts from storage it never saved");
+        if let Some(detail) = restart_mismatch(&s.step.input, &self.storages[a]) {
+            let _ = writeln!(self.timeline, "  !! restarts from storage it never saved");
             let who = actor_name(&h.actors, a);
-            return Outcome {
-                verdict: Verdict::Mismatch {
-                    at: s.at.clone(),
-                    detail: format!("restart of {who}\n{detail}"),
-                },
-                steps,
-                timeline,
-            };
+            return Err(ReplayVerdict::Mismatch {
+                at: s.at.clone(),
+                detail: format!("restart of {who}\n{detail}"),
+            });
         }
-        let (next, out) = trace::apply(&nodes[a], Id::from(a), states[a].as_ref(), &s.step.input);
+        let node = &self.nodes[a];
+        let (next, out) = trace::apply(node, Id::from(a), self.states[a].as_ref(), &s.step.input);
         let outputs = trace::outputs(out);
         let digest = next.as_ref().map(trace::digest);
-        if outputs != s.step.outputs || digest != s.step.digest {
-            let mut detail = String::new();
-            if outputs != s.step.outputs {
-                let _ = writeln!(
-                    detail,
-                    "  outputs expected (model): {}\n  outputs actual (trace):   {}",
-                    render_outputs(&h.actors, &outputs),
-                    render_outputs(&h.actors, &s.step.outputs)
-                );
-            }
-            if digest != s.step.digest {
-                let _ = writeln!(
-                    detail,
-                    "  state digest expected (model): {}\n  state digest actual (trace):   {}",
-                    digest.as_deref().unwrap_or("down"),
-                    s.step.digest.as_deref().unwrap_or("down")
-                );
-            }
-            let _ = writeln!(timeline, "  !! diverges from the model here");
-            return Outcome {
-                verdict: Verdict::Mismatch {
-                    at: s.at.clone(),
-                    detail: format!(
-                        "step of {} ({})\n{detail}",
-                        actor_name(&h.actors, a),
-                        render_input(&h.actors, &s.step.input)
-                    ),
-                },
-                steps,
-                timeline,
-            };
+        if let Some(detail) = divergence(&h.actors, s, &outputs, &digest) {
+            let _ = writeln!(self.timeline, "  !! diverges from the model here");
+            return Err(ReplayVerdict::Mismatch {
+                at: s.at.clone(),
+                detail,
+            });
         }
-        if let Node::Writer(w) = &nodes[a] {
-            let before = states[a].as_ref().and_then(NodeState::as_writer);
+        if let Node::Writer(w) = node {
+            let before = self.states[a].as_ref().and_then(NodeState::as_writer);
             let after = next.as_ref().and_then(NodeState::as_writer);
-            ghost.volume.observe_writer_step(w.epoch, before, after);
+            self.ghost
+                .volume
+                .observe_writer_step(w.epoch, before, after);
         }
-        states[a] = next;
-        match &s.step.input {
+        self.states[a] = next;
+        self.observe(a, &s.step.input, &outputs);
+        if self.violated.is_none() {
+            let (st, sto) = (&self.states, &self.storages);
+            if let Some(p) = first_violation(&h.model, &self.ghost, st, sto) {
+                let _ = writeln!(self.timeline, "  !! property violated: {p}");
+                self.violated = Some((p.to_string(), s.at.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a matched step of actor `a` into the global state: disks lost and replaced, saves,
+    /// and every send into the ghost.
+    fn observe(&mut self, a: usize, input: &Input, outputs: &[Output]) {
+        match input {
             // A segment that starts again after losing its disk was given a new one: it counts
             // again, as a segment that holds nothing yet.
-            Input::Start { .. } if a < 8 => ghost.volume.lost &= !(1 << a),
+            Input::Start { .. } if a < 8 => self.ghost.volume.lost &= !(1 << a),
             Input::LoseDisk => {
-                storages[a] = None;
+                self.storages[a] = None;
                 if a < 8 {
-                    ghost.volume.lost |= 1 << a;
+                    self.ghost.volume.lost |= 1 << a;
                 }
             }
             _ => {}
         }
-        for o in &outputs {
+        for o in outputs {
             match o {
-                Output::Save { storage } => storages[a] = Some(storage.clone()),
+                Output::Save { storage } => self.storages[a] = Some(storage.clone()),
                 Output::Send { dst, msg } => {
-                    ghost.observe(a, ghost_id(a, *dst), msg);
+                    self.ghost.observe(a, ghost_id(a, *dst), msg);
                 }
                 _ => {}
             }
         }
-        if violated.is_none() {
-            if let Some(p) = first_violation(&h.model, &ghost, &states, &storages) {
-                let _ = writeln!(timeline, "  !! property violated: {p}");
-                violated = Some((p.to_string(), s.at.clone()));
-            }
-        }
     }
-    let verdict = match (&h.violates, violated) {
-        (None, None) => Verdict::Pass,
-        (None, Some((property, at))) => Verdict::Violation { property, at },
-        (Some(want), Some((property, at))) if *want == property => {
-            Verdict::Reproduced { property, at }
-        }
-        (Some(_), Some((property, at))) => Verdict::Violation { property, at },
-        (Some(want), None) => Verdict::NotReproduced {
-            property: want.clone(),
-        },
-    };
-    Outcome {
-        verdict,
-        steps,
-        timeline,
+}
+
+/// How a replayed step differs from the recorded one (outputs, state digest), rendered as
+/// expected (model) against actual (trace); `None` if it does not.
+fn divergence(
+    actors: &[ActorSpec],
+    s: &TraceStep,
+    outputs: &[Output],
+    digest: &Option<String>,
+) -> Option<String> {
+    if outputs == s.step.outputs && *digest == s.step.digest {
+        return None;
     }
+    let mut detail = String::new();
+    if outputs != s.step.outputs {
+        let _ = writeln!(
+            detail,
+            "  outputs expected (model): {}\n  outputs actual (trace):   {}",
+            render_outputs(actors, outputs),
+            render_outputs(actors, &s.step.outputs)
+        );
+    }
+    if *digest != s.step.digest {
+        let _ = writeln!(
+            detail,
+            "  state digest expected (model): {}\n  state digest actual (trace):   {}",
+            digest.as_deref().unwrap_or("down"),
+            s.step.digest.as_deref().unwrap_or("down")
+        );
+    }
+    Some(format!(
+        "step of {} ({})\n{detail}",
+        actor_name(actors, s.step.actor),
+        render_input(actors, &s.step.input)
+    ))
 }
 
 /// `sixfold replay`.
@@ -501,7 +552,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     }
     let src = &trace.header.source;
     match &out.verdict {
-        Verdict::Pass => {
+        ReplayVerdict::Pass => {
             println!(
                 "PASS {}: {} steps ({src} trace) match the model; invariants hold throughout",
                 args.file.display(),
@@ -509,7 +560,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Verdict::Reproduced { property, at } => {
+        ReplayVerdict::Reproduced { property, at } => {
             println!(
                 "PASS {}: {} steps match the model; counterexample reproduced: '{property}' violated at {at}",
                 args.file.display(),
@@ -517,15 +568,15 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Verdict::Mismatch { at, detail } => {
+        ReplayVerdict::Mismatch { at, detail } => {
             println!("FAIL {at}: first diverging line\n{detail}");
             ExitCode::from(1)
         }
-        Verdict::Violation { property, at } => {
+        ReplayVerdict::Violation { property, at } => {
             println!("FAIL {at}: invariant '{property}' violated on the reconstructed state");
             ExitCode::from(1)
         }
-        Verdict::NotReproduced { property } => {
+        ReplayVerdict::NotReproduced { property } => {
             println!(
                 "FAIL {}: counterexample does not reproduce: '{property}' never violated",
                 args.file.display()

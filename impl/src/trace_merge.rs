@@ -4,7 +4,8 @@
 //! A trace (see `sixfold_model::trace`) is a header and one line per actor step; every error
 //! names the file and, for content, the line ([`TraceFileError`]). A directory of per-process
 //! traces (what `sixfold node --trace` writes) is merged ([`load`], [`merge_dir`]): the headers
-//! must agree but for the actors (a promoted writer's lists the writers before it), and the steps are put in causal order.
+//! must agree but for the actors (a promoted writer's lists the writers before it), and the
+//! steps are put in causal order.
 //!
 //! That order is the Lamport `clock` each runtime line carries, ties broken by actor id: every
 //! receive then follows its send. Clocks cannot see one order the runtime guarantees: the control

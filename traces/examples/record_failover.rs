@@ -24,7 +24,7 @@
 //! sixfold-traces`). Runs are short (a handful of writes, a second or two of leases) so that
 //! their timelines stay reviewable.
 
-use sixfold_checks::replay::{self, Verdict};
+use sixfold_checks::replay::{self, ReplayVerdict};
 use sixfold_impl::client::{Client, ClientError, ClusterClient, Discovery};
 use sixfold_impl::layout::WriterInfo;
 use std::io::{BufRead, BufReader};
@@ -225,7 +225,7 @@ impl Run {
         let trace = sixfold_impl::trace_merge::load(&merged).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(trace.header.model, "failover", "a run with two writers");
         let verdict = replay::replay(&trace).verdict;
-        assert_eq!(verdict, Verdict::Pass, "{}", merged.display());
+        assert_eq!(verdict, ReplayVerdict::Pass, "{}", merged.display());
         std::fs::copy(&merged, out).expect("write the run");
         println!(
             "{}: {} lines, replays",

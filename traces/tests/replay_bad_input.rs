@@ -1,7 +1,7 @@
 //! Bad trace input gets a clear error naming the file and the line, never a panic, and an
 //! edited output is caught as a mismatch at exactly that line.
 
-use sixfold_checks::replay::{self, Verdict};
+use sixfold_checks::replay::{self, ReplayVerdict};
 use sixfold_impl::trace_merge::{parse_text, TraceFileError};
 use std::path::{Path, PathBuf};
 
@@ -74,7 +74,7 @@ fn an_edited_output_is_reported_at_its_line() {
     assert!(lines[i].contains(&format!("{ok}9")), "{}", lines[i]);
     let trace = parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     match replay::replay(&trace).verdict {
-        Verdict::Mismatch { at, detail } => {
+        ReplayVerdict::Mismatch { at, detail } => {
             assert_eq!(at.line, i + 1);
             assert!(detail.contains("expected (model)"), "{detail}");
         }
@@ -97,7 +97,7 @@ fn a_restart_from_storage_never_saved_is_reported_at_its_line() {
     lines[i] = lines[i].replacen(&format!(",{last}"), "", 1);
     let trace = parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     match replay::replay(&trace).verdict {
-        Verdict::Mismatch { at, detail } => {
+        ReplayVerdict::Mismatch { at, detail } => {
             assert_eq!(at.line, i + 1);
             assert!(detail.contains("its last save in the trace"), "{detail}");
             assert!(
@@ -118,7 +118,7 @@ fn mismatch_at(lines: &[String]) -> (usize, String) {
     let trace = parse_text(Path::new("edited.ndjson"), &(lines.join("\n") + "\n")).unwrap();
     assert_eq!(trace.header.model, "failover");
     match replay::replay(&trace).verdict {
-        Verdict::Mismatch { at, detail } => (at.line, detail),
+        ReplayVerdict::Mismatch { at, detail } => (at.line, detail),
         other => panic!("expected a mismatch, got {other:?}"),
     }
 }

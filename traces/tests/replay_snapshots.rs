@@ -1,19 +1,19 @@
 //! Every checked-in trace replays against the model, and its timeline is a reviewed snapshot:
 //! a change in protocol behaviour changes a timeline, which shows up as a snapshot diff.
 
-use sixfold_checks::replay::{self, Verdict};
+use sixfold_checks::replay::{self, ReplayVerdict};
 use sixfold_impl::trace_merge::{self, Trace, TraceStep};
 use sixfold_model::config::Mutant;
 use std::path::Path;
 
 /// The replay of `file` as text: verdict first, then the timeline. Only line numbers appear,
 /// never paths, so snapshots are the same on every machine.
-fn render(file: &Path) -> (Verdict, String) {
+fn render(file: &Path) -> (ReplayVerdict, String) {
     let trace = trace_merge::load(file).unwrap_or_else(|e| panic!("{e}"));
     let out = replay::replay(&trace);
     let verdict = match &out.verdict {
-        Verdict::Pass => "pass: every step matches the model, invariants hold".to_string(),
-        Verdict::Reproduced { property, at } => {
+        ReplayVerdict::Pass => "pass: every step matches the model, invariants hold".to_string(),
+        ReplayVerdict::Reproduced { property, at } => {
             format!(
                 "counterexample reproduced: '{property}' violated at line {}",
                 at.line
@@ -47,7 +47,7 @@ fn recorded_runs_replay_and_match_their_snapshots() {
     let mut saw_restart = false;
     for f in runs {
         let (verdict, text) = render(&f);
-        assert_eq!(verdict, Verdict::Pass, "{}", f.display());
+        assert_eq!(verdict, ReplayVerdict::Pass, "{}", f.display());
         saw_restart |= text.contains("CRASH") && text.contains("start from log");
         insta::assert_snapshot!(format!("run-{}", stem(&f)), text);
     }
@@ -154,7 +154,7 @@ fn every_mutant_has_a_counterexample_that_reproduces() {
         assert!(f.is_file(), "missing counterexample {}", f.display());
         let (verdict, text) = render(&f);
         match verdict {
-            Verdict::Reproduced { property, .. } => {
+            ReplayVerdict::Reproduced { property, .. } => {
                 assert_eq!(property, sixfold_traces::broken_property(m).1)
             }
             other => panic!("{}: {other:?}", f.display()),
