@@ -11,7 +11,7 @@
 use sixfold_checks::cluster::{run_load, LoadArgs};
 use sixfold_impl::host::{self, NodeHandle, NodeSpec, ACTORS, WRITER_ID};
 use sixfold_impl::layout::Layout;
-use sixfold_model::config::{Config, SEGMENTS};
+use sixfold_model::protocol::config::{Config, SEGMENTS};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 

@@ -2,10 +2,10 @@
 
 use crate::runner::{self, CheckError, CheckOptions, ModelKind, Report, Strategy};
 use clap::Args;
-use sixfold_model::config::{Config, Mutant};
-use sixfold_model::failover::FailoverModel;
-use sixfold_model::gossip::GossipModel;
-use sixfold_model::quorum::{Bounds, QuorumModel};
+use sixfold_model::check::failover::FailoverModel;
+use sixfold_model::check::gossip::GossipModel;
+use sixfold_model::check::quorum::{Bounds, QuorumModel};
+use sixfold_model::protocol::config::{Config, Mutant};
 use stateright::{Checker, HasDiscoveries};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;

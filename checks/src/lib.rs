@@ -6,4 +6,3 @@ pub mod cluster;
 pub mod lincheck_cmd;
 pub mod replay;
 pub mod runner;
-

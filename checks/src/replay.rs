@@ -32,12 +32,13 @@
 
 use serde_json::Value;
 use sixfold_impl::trace_merge::{load, At, Trace, TraceStep};
-use sixfold_model::actor::{Node, NodeState, NodeStorage};
-use sixfold_model::log::Log;
-use sixfold_model::msg::{Epoch, Key, Lsn, Msg, ReqId, FIRST_EPOCH};
-use sixfold_model::properties::{self, View};
-use sixfold_model::quorum::Ghost;
-use sixfold_model::topology::{Topology, CLIENT_ID_BASE};
+use sixfold_model::check::properties::{self, View};
+use sixfold_model::check::quorum::Ghost;
+use sixfold_model::protocol::actor::{Node, NodeState};
+use sixfold_model::protocol::effects::NodeStorage;
+use sixfold_model::protocol::log::Log;
+use sixfold_model::protocol::msg::{Epoch, Key, Lsn, Msg, ReqId, FIRST_EPOCH};
+use sixfold_model::protocol::topology::{Topology, CLIENT_ID_BASE};
 use sixfold_model::trace::{self, ActorSpec, Header, Input, Output};
 use stateright::actor::Id;
 use std::fmt::Write as _;
@@ -143,7 +144,7 @@ fn compact_fields(v: &Value) -> String {
     format!("{{{}}}", fields.join(","))
 }
 
-fn render_msg(msg: &sixfold_model::msg::Msg) -> String {
+fn render_msg(msg: &sixfold_model::protocol::msg::Msg) -> String {
     compact(&serde_json::to_value(msg).expect("messages serialize"))
 }
 

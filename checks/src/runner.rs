@@ -7,12 +7,12 @@
 //! breadth-first on one thread, because only then is the counterexample the shortest one, and the
 //! run stops at the first failing property.
 
-use sixfold_model::config::{Config, Mutant};
-use sixfold_model::failover::FailoverModel;
-use sixfold_model::gossip::GossipModel;
-use sixfold_model::properties::{self, Prop};
-use sixfold_model::quorum::{Bounds, QuorumModel};
-use sixfold_model::symmetry;
+use sixfold_model::check::failover::FailoverModel;
+use sixfold_model::check::gossip::GossipModel;
+use sixfold_model::check::properties::{self, Prop};
+use sixfold_model::check::quorum::{Bounds, QuorumModel};
+use sixfold_model::check::symmetry;
+use sixfold_model::protocol::config::{Config, Mutant};
 use sixfold_model::trace::Line;
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 use std::fmt;
@@ -72,7 +72,7 @@ impl ModelKind {
         }
     }
 
-    /// The model's properties (`sixfold_model::properties`): the one list its checker, replay
+    /// The model's properties (`sixfold_model::check::properties`): the one list its checker, replay
     /// and this runner use.
     pub fn props(self) -> &'static [Prop] {
         match self {

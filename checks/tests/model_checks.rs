@@ -2,8 +2,8 @@
 //! pinned, and every mutant is caught by the property it is meant to break.
 
 use sixfold_checks::runner::{run, CheckOptions, ModelKind, Report, Strategy};
-use sixfold_model::config::Mutant;
-use sixfold_model::quorum::Bounds;
+use sixfold_model::check::quorum::Bounds;
+use sixfold_model::protocol::config::Mutant;
 
 fn out_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sixfold-test-{}-{name}", std::process::id()))

@@ -17,7 +17,7 @@ use sixfold_impl::client::{ClusterClient, Discovery};
 use sixfold_impl::control::{Timing, RUN_FILE};
 use sixfold_impl::host::GRANT_WINDOW;
 use sixfold_impl::layout::{WriterInfo, EPOCH_FILE};
-use sixfold_model::writer::LEASE;
+use sixfold_model::protocol::writer::LEASE;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

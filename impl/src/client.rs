@@ -10,7 +10,7 @@
 
 use crate::layout;
 use crate::wire::{self, Frame};
-use sixfold_model::msg::{Epoch, Key, Lsn, Msg, ReqId, Value, Version};
+use sixfold_model::protocol::msg::{Epoch, Key, Lsn, Msg, ReqId, Value, Version};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

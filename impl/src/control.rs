@@ -2,7 +2,7 @@
 //! lease of a writer it stops granting has certainly run out.
 //!
 //! The protocol leaves "which instance is the writer" to a control plane, with one rule from the
-//! core (`sixfold_model::writer`): a new writer may be promoted only once the old writer's lease
+//! core (`sixfold_model::protocol::writer`): a new writer may be promoted only once the old writer's lease
 //! has certainly expired, because the lease is what stops an old writer serving reads (fencing
 //! alone stops its writes). This module is that control plane's runtime half: a TCP server that
 //! answers the appointed writer's heartbeats ([`crate::wire::Frame::Heartbeat`]) with grants and
@@ -28,8 +28,8 @@
 
 use crate::host::{GRANT_WINDOW, HEARTBEAT_EVERY};
 use crate::wire::{self, Frame};
-use sixfold_model::msg::{Epoch, Lsn};
-use sixfold_model::writer::LEASE;
+use sixfold_model::protocol::msg::{Epoch, Lsn};
+use sixfold_model::protocol::writer::LEASE;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};

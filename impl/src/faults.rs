@@ -23,7 +23,7 @@
 //!   good) cut it off from the targets `control`, `clients`, `segN` (segment N) or `peers` (every
 //!   peer). The key may repeat.
 
-use sixfold_model::msg::Msg;
+use sixfold_model::protocol::msg::Msg;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,8 @@
 
 use crate::host::{ACTORS, WRITER_ID};
 use serde::{Deserialize, Serialize};
-use sixfold_model::config::{az_of, Config, SEGMENTS};
-use sixfold_model::msg::{Epoch, FIRST_EPOCH};
+use sixfold_model::protocol::config::{az_of, Config, SEGMENTS};
+use sixfold_model::protocol::msg::{Epoch, FIRST_EPOCH};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

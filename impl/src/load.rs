@@ -15,7 +15,7 @@
 
 use crate::client::{ClientError, ClusterClient, Discovery};
 use sixfold_lincheck::history::{HistoryLine, HistoryWriter, OpKind, Outcome, Value as HValue};
-use sixfold_model::msg::{Epoch, Lsn};
+use sixfold_model::protocol::msg::{Epoch, Lsn};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

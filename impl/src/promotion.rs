@@ -10,7 +10,7 @@
 //!
 //! # The rule
 //! A writer may be promoted only once every lease an earlier writer may still hold has certainly
-//! ended (`sixfold_model::writer`: the lease is what stops an old writer serving reads; fencing
+//! ended (`sixfold_model::protocol::writer`: the lease is what stops an old writer serving reads; fencing
 //! only stops its writes). Leases come from three places, and the promotion waits for the latest
 //! of their bounds:
 //!
@@ -69,8 +69,8 @@
 
 use crate::control::{Health, Revoked, Timing};
 use crate::host::GRANT_WINDOW;
-use sixfold_model::msg::{Epoch, FIRST_EPOCH};
-use sixfold_model::writer::LEASE;
+use sixfold_model::protocol::msg::{Epoch, FIRST_EPOCH};
+use sixfold_model::protocol::writer::LEASE;
 use std::time::Instant;
 
 /// What the control plane found in `DIR` when it started.

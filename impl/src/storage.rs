@@ -26,8 +26,8 @@
 //! after a corrupt one are dropped with it: the log is only trusted as a prefix.
 
 use serde::{Deserialize, Serialize};
-use sixfold_model::log::Log;
-use sixfold_model::msg::{Epoch, Record, Truncation};
+use sixfold_model::protocol::log::Log;
+use sixfold_model::protocol::msg::{Epoch, Record, Truncation};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -373,7 +373,7 @@ impl SegmentStore {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use sixfold_model::msg::{Lsn, FIRST_EPOCH};
+    use sixfold_model::protocol::msg::{Lsn, FIRST_EPOCH};
 
     fn rec(lsn: Lsn) -> Record {
         Record {

@@ -16,7 +16,7 @@
 //! `Save` ([`Previous::last_save`]) is what that storage must be: replay checks it.
 
 use serde_json::Value;
-use sixfold_model::actor::NodeStorage;
+use sixfold_model::protocol::effects::NodeStorage;
 use sixfold_model::trace::{Header, Input, Line, Output, Step};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};

@@ -20,9 +20,9 @@
 
 use crate::trace_log::{CLOCK_FIELD, SENT_FIELD};
 use serde_json::Value;
-use sixfold_model::actor::NodeTimer;
-use sixfold_model::msg::{Epoch, Msg};
-use sixfold_model::properties;
+use sixfold_model::check::properties;
+use sixfold_model::protocol::effects::NodeTimer;
+use sixfold_model::protocol::msg::{Epoch, Msg};
 use sixfold_model::trace::{ActorSpec, Header, Input, Line, Output, Step, TRACE_VERSION};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

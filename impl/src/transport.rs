@@ -74,7 +74,7 @@ impl Outbound {
     }
 
     /// Queues a message for the peer; returns the frame's size in bytes.
-    pub fn send(&self, clock: u64, msg: sixfold_model::msg::Msg) -> usize {
+    pub fn send(&self, clock: u64, msg: sixfold_model::protocol::msg::Msg) -> usize {
         let mut q = self.shared.q.lock().expect("queue lock");
         let seq = q.next_seq;
         q.next_seq += 1;

@@ -30,7 +30,7 @@
 //! malformed input and never buffers more than [`MAX_FRAME`] bytes of a body.
 
 use serde::{Deserialize, Serialize};
-use sixfold_model::msg::{Epoch, Msg};
+use sixfold_model::protocol::msg::{Epoch, Msg};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
@@ -41,7 +41,7 @@ pub const MAX_FRAME: u32 = 1 << 20;
 /// The body encoding spoken, the first byte of every body. Version 1 is postcard of [`Frame`] as
 /// defined here (the JSON frames before it had no version). postcard encodes variants by index
 /// and fields by position, and `#[serde(default)]` does not help it: changing [`Frame`] *or*
-/// `sixfold_model::msg::Msg` (adding, removing or reordering a field, reordering variants) needs a
+/// `sixfold_model::protocol::msg::Msg` (adding, removing or reordering a field, reordering variants) needs a
 /// new version. Appending a variant at the end leaves every existing frame's bytes as they are
 /// (older nodes refuse only the new variant).
 pub const WIRE_VERSION: u8 = 1;
@@ -231,7 +231,7 @@ fn decode_body(header: u32, body: &[u8]) -> Result<Frame, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sixfold_model::msg::{Record, Truncation, Version, VolumeEpoch};
+    use sixfold_model::protocol::msg::{Record, Truncation, Version, VolumeEpoch};
     use stateright::actor::Id;
 
     /// One message of every variant, with non-default values wherever the model has a serde

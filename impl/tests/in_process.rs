@@ -6,7 +6,7 @@ use sixfold_impl::client::Client;
 use sixfold_impl::host::{self, NodeHandle, NodeSpec, ACTORS};
 use sixfold_impl::layout::Layout;
 use sixfold_impl::wire::{self, Frame};
-use sixfold_model::config::Config;
+use sixfold_model::protocol::config::Config;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The sixfold protocol core: Aurora's quorum storage protocol as sans-IO step functions.
 //!
-//! Every process (segment, writer, client) is a [`actor::Node`], a `stateright` actor whose
+//! Every process (segment, writer, client) is a [`protocol::actor::Node`], a `stateright` actor whose
 //! `on_start`/`on_msg` take an input and return the state change and effects (sends, saves).
 //! The crate is split in two: the [`protocol`] (actors, messages, log) and its [`check`]ing
 //! (models, ghost history, properties, symmetry). Two drivers run the same protocol code: the
@@ -10,8 +10,3 @@
 pub mod check;
 pub mod protocol;
 pub mod trace;
-
-// The paths other crates use today; they move to `protocol::` and `check::` once the crates
-// that import them are updated.
-pub use check::{failover, gossip, properties, quorum, symmetry};
-pub use protocol::{actor, client, config, log, msg, storage_node, topology, writer};

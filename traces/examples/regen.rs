@@ -13,7 +13,7 @@
 use sixfold_impl::client::Client;
 use sixfold_impl::host::{self, NodeSpec, ACTORS};
 use sixfold_impl::layout::Layout;
-use sixfold_model::config::{Config, Mutant};
+use sixfold_model::protocol::config::{Config, Mutant};
 use std::path::Path;
 use std::time::Duration;
 

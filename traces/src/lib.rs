@@ -4,7 +4,7 @@
 //! reviewed snapshot diff. `cargo run -p sixfold-traces --example regen` regenerates the files.
 
 use sixfold_checks::runner::{self, CheckOptions, ModelKind};
-use sixfold_model::config::Mutant;
+use sixfold_model::protocol::config::Mutant;
 use sixfold_model::trace::Line;
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 
 use sixfold_checks::replay::{self, ReplayVerdict};
 use sixfold_impl::trace_merge::{self, Trace, TraceStep};
-use sixfold_model::config::Mutant;
+use sixfold_model::protocol::config::Mutant;
 use std::path::Path;
 
 /// The replay of `file` as text: verdict first, then the timeline. Only line numbers appear,
@@ -109,7 +109,7 @@ fn recorded_failover_runs_are_judged_as_failover_and_show_what_they_are_for() {
 /// predecessor's lease has run out (its `Lease` timer) or its last step (it was killed).
 #[test]
 fn recorded_runs_keep_sends_before_receives_and_promotions_after_leases() {
-    use sixfold_model::actor::NodeTimer;
+    use sixfold_model::protocol::effects::NodeTimer;
     use sixfold_model::trace::{ActorSpec, Input};
     for f in sixfold_traces::files("runs") {
         let trace = trace_merge::load(&f).unwrap();

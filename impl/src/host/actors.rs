@@ -4,16 +4,16 @@
 //! of each epoch ([`writer_id`]); external clients and the control plane have ids past the
 //! actors ([`CLIENT_ID_BASE`], [`CONTROL_ID`]).
 
-use sixfold_model::actor::Node;
-use sixfold_model::config::{Config, SEGMENTS};
-use sixfold_model::msg::{Epoch, FIRST_EPOCH};
-use sixfold_model::storage_node::StorageNode;
-use sixfold_model::topology::Topology;
+use sixfold_model::protocol::actor::Node;
+use sixfold_model::protocol::config::{Config, SEGMENTS};
+use sixfold_model::protocol::msg::{Epoch, FIRST_EPOCH};
+use sixfold_model::protocol::storage_node::StorageNode;
+use sixfold_model::protocol::topology::Topology;
+use sixfold_model::protocol::writer::Writer;
 use sixfold_model::trace::{ActorSpec, Header, TRACE_VERSION};
-use sixfold_model::writer::Writer;
 use stateright::actor::Id;
 
-pub use sixfold_model::topology::{writer_id, CLIENT_ID_BASE, CONTROL_ID, MAX_EPOCH};
+pub use sixfold_model::protocol::topology::{writer_id, CLIENT_ID_BASE, CONTROL_ID, MAX_EPOCH};
 
 /// Actor id of the first writer ([`writer_id`] of the first epoch).
 pub const WRITER_ID: usize = writer_id(FIRST_EPOCH);

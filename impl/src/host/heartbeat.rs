@@ -16,7 +16,7 @@
 use super::driver::Event;
 use crate::faults::{FaultNet, Target};
 use crate::wire::{self, Frame, WireError};
-use sixfold_model::msg::Epoch;
+use sixfold_model::protocol::msg::Epoch;
 use std::collections::VecDeque;
 use std::io::{BufReader, ErrorKind};
 use std::net::{SocketAddr, TcpStream};

@@ -15,7 +15,7 @@ use super::outbox::Clients;
 use super::{writer_epoch, HostError, ACTORS, CLIENT_ID_BASE};
 use crate::transport::ConfirmLink;
 use crate::wire::{self, Frame};
-use sixfold_model::msg::Msg;
+use sixfold_model::protocol::msg::Msg;
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

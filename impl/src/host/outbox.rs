@@ -19,7 +19,7 @@ use super::{Stats, CLIENT_ID_BASE};
 use crate::faults::{Fate, FaultNet, Target};
 use crate::transport::{ConfirmLink, Confirms, Outbound};
 use crate::wire::{self, Frame};
-use sixfold_model::msg::Msg;
+use sixfold_model::protocol::msg::Msg;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;

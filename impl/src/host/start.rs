@@ -5,8 +5,8 @@
 use super::{HostError, NodeSpec, SEGMENTS};
 use crate::storage::{SegmentStore, StorageError};
 use crate::trace_log::{Previous, TraceLog};
-use sixfold_model::actor::NodeStorage;
-use sixfold_model::msg::FIRST_EPOCH;
+use sixfold_model::protocol::effects::NodeStorage;
+use sixfold_model::protocol::msg::FIRST_EPOCH;
 use sixfold_model::trace::{Header, Input};
 
 /// What a node's disk gave back.
