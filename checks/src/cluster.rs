@@ -285,7 +285,7 @@ pub fn run_cluster(args: &ClusterArgs) -> ExitCode {
         }
     };
     if let (true, Some(t)) = (stopped.served, &args.trace) {
-        match crate::replay::merge_dir(&args.dir.join(TRACE_DIR), t) {
+        match sixfold_impl::trace_merge::merge_dir(&args.dir.join(TRACE_DIR), t) {
             Ok(n) => println!("trace: {n} steps merged into {}", t.display()),
             Err(e) => {
                 eprintln!("sixfold cluster: {e}");

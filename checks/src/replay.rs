@@ -45,10 +45,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Merging a run's per-process trace files into one (`sixfold cluster --trace`), re-exported from
-/// its home in the runtime.
-pub use sixfold_impl::trace_merge::merge_dir;
-
 /// How a replay ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayVerdict {
