@@ -1,6 +1,6 @@
 //! The `sixfold check` and `sixfold explore` commands: flags, validation and output.
 
-use crate::runner::{self, CheckError, CheckOptions, ModelKind, Report, Strategy};
+use crate::runner::{self, CheckError, ModelCheck, ModelKind, ModelReport, Strategy};
 use clap::Args;
 use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
@@ -115,8 +115,8 @@ fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
     }
 }
 
-fn options(args: &CheckArgs, model: ModelKind) -> Result<CheckOptions, CheckError> {
-    let mut opts = CheckOptions::new(model, args.bounds.mutant);
+fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError> {
+    let mut opts = ModelCheck::new(model, args.bounds.mutant);
     opts.bounds = args.bounds.bounds(model)?;
     if args.bfs {
         opts.strategy = Strategy::Bfs;
@@ -146,7 +146,7 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<CheckOptions, CheckErro
 
 /// Run `sixfold check`. Exit 0 when every property holds, 1 when one does not, 2 on bad input.
 pub fn run_check(args: &CheckArgs) -> ExitCode {
-    let plan: Result<Vec<CheckOptions>, CheckError> = models(&args.model).and_then(|ms| {
+    let plan: Result<Vec<ModelCheck>, CheckError> = models(&args.model).and_then(|ms| {
         let ms: Vec<ModelKind> = match args.bounds.mutant {
             // `all` with a mutant: the models that define it.
             Some(m) if args.model == "all" => ms
@@ -164,7 +164,7 @@ pub fn run_check(args: &CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut reports: Vec<Report> = Vec::new();
+    let mut reports: Vec<ModelReport> = Vec::new();
     for opts in &plan {
         eprintln!(
             "checking {} [{}] with {:?}, {}{} thread(s): {:?}",
@@ -199,7 +199,7 @@ pub fn run_check(args: &CheckArgs) -> ExitCode {
         }
     }
     println!("\n{}", runner::summary(&reports));
-    if reports.iter().all(Report::passed) {
+    if reports.iter().all(ModelReport::passed) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -228,7 +228,7 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut opts = CheckOptions::new(model, args.bounds.mutant);
+    let mut opts = ModelCheck::new(model, args.bounds.mutant);
     match args.bounds.bounds(model) {
         Ok(b) => opts.bounds = b,
         Err(e) => {
@@ -259,7 +259,7 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
 }
 
 /// Serves the explorer for `m`, after printing the link to the mutant's counterexample if any.
-fn serve<M>(m: M, model: ModelKind, opts: &CheckOptions, addr: SocketAddr) -> ExitCode
+fn serve<M>(m: M, model: ModelKind, opts: &ModelCheck, addr: SocketAddr) -> ExitCode
 where
     M: stateright::Model + runner::CheckedModel + Send + Sync + Clone + 'static,
     M::State: std::fmt::Debug + std::hash::Hash + Send + Sync + Clone + PartialEq + 'static,

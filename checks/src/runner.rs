@@ -167,7 +167,7 @@ pub enum Strategy {
 
 /// Everything one run needs.
 #[derive(Clone, Debug)]
-pub struct CheckOptions {
+pub struct ModelCheck {
     /// The model.
     pub model: ModelKind,
     /// The bounds explored.
@@ -188,7 +188,7 @@ pub struct CheckOptions {
     pub explore_on: bool,
 }
 
-impl CheckOptions {
+impl ModelCheck {
     /// The default options for `model`: DFS with symmetry for the protocol, a single thread for
     /// a mutant (see [`ModelKind::mutant_strategy`]).
     pub fn new(model: ModelKind, mutant: Option<Mutant>) -> Self {
@@ -196,7 +196,7 @@ impl CheckOptions {
             Some(_) => model.mutant_strategy(),
             None => Strategy::Dfs,
         };
-        CheckOptions {
+        ModelCheck {
             model,
             bounds: model.default_bounds(false, mutant),
             mutant,
@@ -271,7 +271,7 @@ impl CheckOptions {
 
 /// The verdict on one property.
 #[derive(Clone, Debug)]
-pub struct Verdict {
+pub struct PropertyVerdict {
     /// The property's name.
     pub name: &'static str,
     /// `always` or `sometimes`.
@@ -288,7 +288,7 @@ pub struct Verdict {
 
 /// The outcome of one model check.
 #[derive(Clone, Debug)]
-pub struct Report {
+pub struct ModelReport {
     /// The model.
     pub model: ModelKind,
     /// The mutant, if any.
@@ -305,10 +305,10 @@ pub struct Report {
     /// mutant's, or the protocol's first violated invariant without `--continue`).
     pub complete: bool,
     /// One verdict per property.
-    pub verdicts: Vec<Verdict>,
+    pub verdicts: Vec<PropertyVerdict>,
 }
 
-impl Report {
+impl ModelReport {
     /// Whether every property holds.
     pub fn passed(&self) -> bool {
         self.verdicts.iter().all(|v| v.holds)
@@ -326,7 +326,7 @@ impl Report {
 }
 
 /// Run one model check.
-pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
+pub fn run(opts: &ModelCheck) -> Result<ModelReport, CheckError> {
     opts.validate()?;
     match opts.model {
         ModelKind::Quorum => {
@@ -344,7 +344,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     }
 }
 
-fn run_model<M>(opts: &CheckOptions, model: M) -> Result<Report, CheckError>
+fn run_model<M>(opts: &ModelCheck, model: M) -> Result<ModelReport, CheckError>
 where
     M: Model + Send + Sync + Clone + 'static,
     M::State: fmt::Debug + std::hash::Hash + Send + Sync + Clone + PartialEq + 'static,
@@ -375,7 +375,7 @@ where
             Expectation::Sometimes => ("sometimes", found.is_some()),
             Expectation::Eventually => ("eventually", found.is_none()),
         };
-        let mut verdict = Verdict {
+        let mut verdict = PropertyVerdict {
             name: p.name,
             expectation,
             holds,
@@ -399,7 +399,7 @@ where
         }
         verdicts.push(verdict);
     }
-    Ok(Report {
+    Ok(ModelReport {
         model: opts.model,
         mutant: opts.mutant,
         states: checker.states,
@@ -420,7 +420,7 @@ struct Finished<M: Model> {
 }
 
 /// Prints progress once a second until the checker is done, then joins it.
-fn watch<M: Model, C: Checker<M>>(opts: &CheckOptions, start: Instant, checker: C) -> Finished<M>
+fn watch<M: Model, C: Checker<M>>(opts: &ModelCheck, start: Instant, checker: C) -> Finished<M>
 where
     M::State: std::hash::Hash + Clone + PartialEq,
     M::Action: Clone + PartialEq,
@@ -546,7 +546,7 @@ pub fn group(n: usize) -> String {
 }
 
 /// The summary tables printed at the end of `sixfold check`.
-pub fn summary(reports: &[Report]) -> String {
+pub fn summary(reports: &[ModelReport]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{:<8} {:<25} {:<10} {:<36} {}\n",
@@ -602,14 +602,14 @@ mod tests {
 
     #[test]
     fn protocol_runs_stop_at_the_first_violated_invariant_unless_continued() {
-        let mut opts = CheckOptions::new(ModelKind::Failover, None);
+        let mut opts = ModelCheck::new(ModelKind::Failover, None);
         assert!(matches!(
             opts.stop_rule(),
             Some(HasDiscoveries::AnyFailures)
         ));
         opts.explore_on = true;
         assert!(opts.stop_rule().is_none());
-        let m = CheckOptions::new(ModelKind::Failover, Some(Mutant::NoFencing));
+        let m = ModelCheck::new(ModelKind::Failover, Some(Mutant::NoFencing));
         let Some(HasDiscoveries::AnyOf(names)) = m.stop_rule() else {
             panic!("a mutant stops at the property it must break");
         };

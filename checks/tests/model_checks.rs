@@ -1,7 +1,7 @@
 //! Exhaustive model checks: the real protocol passes within its bounds, with its state count
 //! pinned, and every mutant is caught by the property it is meant to break.
 
-use sixfold_checks::runner::{run, CheckOptions, ModelKind, Report, Strategy};
+use sixfold_checks::runner::{run, ModelCheck, ModelKind, ModelReport, Strategy};
 use sixfold_model::check::quorum::Bounds;
 use sixfold_model::protocol::config::Mutant;
 
@@ -9,11 +9,11 @@ fn out_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sixfold-test-{}-{name}", std::process::id()))
 }
 
-fn check(opts: &CheckOptions) -> Report {
+fn check(opts: &ModelCheck) -> ModelReport {
     run(opts).expect("valid options")
 }
 
-fn assert_all_hold(report: &Report) {
+fn assert_all_hold(report: &ModelReport) {
     for v in &report.verdicts {
         assert!(v.holds, "{} {} does not hold", v.expectation, v.name);
     }
@@ -23,7 +23,7 @@ fn assert_all_hold(report: &Report) {
 /// The default bounds of `sixfold check`: the figures in the README come from this run.
 #[test]
 fn quorum_protocol_passes_at_default_bounds() {
-    let mut opts = CheckOptions::new(ModelKind::Quorum, None);
+    let mut opts = ModelCheck::new(ModelKind::Quorum, None);
     opts.out_dir = out_dir("default");
     let report = check(&opts);
     assert_all_hold(&report);
@@ -35,7 +35,7 @@ fn quorum_protocol_passes_at_default_bounds() {
 /// routing come into play.
 #[test]
 fn quorum_protocol_passes_with_two_writes() {
-    let mut opts = CheckOptions::new(ModelKind::Quorum, None);
+    let mut opts = ModelCheck::new(ModelKind::Quorum, None);
     opts.bounds = Bounds {
         writes: 2,
         losses: 0,
@@ -65,7 +65,7 @@ fn symmetry_reduction_agrees_with_plain_search() {
         spurious_timeouts: false,
         gossip: false,
     };
-    let mut reduced = CheckOptions::new(ModelKind::Quorum, None);
+    let mut reduced = ModelCheck::new(ModelKind::Quorum, None);
     reduced.bounds = bounds;
     reduced.out_dir = out_dir("sym");
     let mut plain = reduced.clone();
@@ -83,7 +83,7 @@ fn symmetry_reduction_agrees_with_plain_search() {
 /// Lossy network and spurious timeouts are extra behaviours, not extra bugs.
 #[test]
 fn lossy_network_and_spurious_timeouts_keep_the_properties() {
-    let mut opts = CheckOptions::new(ModelKind::Quorum, None);
+    let mut opts = ModelCheck::new(ModelKind::Quorum, None);
     opts.bounds = Bounds {
         writes: 1,
         reads: 0,
@@ -104,7 +104,7 @@ fn caught(mutant: Mutant, property: &str, steps: usize) {
 }
 
 fn caught_in(model: ModelKind, mutant: Mutant, property: &str, steps: usize) {
-    let mut opts = CheckOptions::new(model, Some(mutant));
+    let mut opts = ModelCheck::new(model, Some(mutant));
     opts.out_dir = out_dir(mutant.name());
     let report = check(&opts);
     let failed: Vec<&str> = report
@@ -158,7 +158,7 @@ fn ack_before_persist_loses_durability() {
 /// segment reaches the VCL once nothing is left to happen.
 #[test]
 fn gossip_passes_at_default_bounds() {
-    let mut opts = CheckOptions::new(ModelKind::Gossip, None);
+    let mut opts = ModelCheck::new(ModelKind::Gossip, None);
     opts.out_dir = out_dir("gossip");
     // One thread: gossip messages make the canonical form inexact (see model/src/symmetry.rs),
     // so the unique count depends on visiting order, which only one thread fixes.
@@ -173,7 +173,7 @@ fn gossip_passes_at_default_bounds() {
 /// new one, the old writer a zombie): the figures in the README come from this run.
 #[test]
 fn failover_protocol_passes_at_default_bounds() {
-    let mut opts = CheckOptions::new(ModelKind::Failover, None);
+    let mut opts = ModelCheck::new(ModelKind::Failover, None);
     opts.out_dir = out_dir("failover");
     let report = check(&opts);
     assert_all_hold(&report);

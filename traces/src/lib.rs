@@ -3,7 +3,7 @@
 //! against the model and snapshot its timeline, so any change in protocol behaviour shows up as a
 //! reviewed snapshot diff. `cargo run -p sixfold-traces --example regen` regenerates the files.
 
-use sixfold_checks::runner::{self, CheckOptions, ModelKind};
+use sixfold_checks::runner::{self, ModelCheck, ModelKind};
 use sixfold_model::protocol::config::Mutant;
 use sixfold_model::trace::Line;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ pub fn broken_property(m: Mutant) -> (ModelKind, &'static str) {
 /// search), as trace lines; `None` if the model checker finds none.
 pub fn counterexample(m: Mutant) -> Option<Vec<Line>> {
     let (model, property) = broken_property(m);
-    let mut opts = CheckOptions::new(model, Some(m));
+    let mut opts = ModelCheck::new(model, Some(m));
     let dir = std::env::temp_dir().join(format!("sixfold-traces-{}-{}", std::process::id(), m));
     opts.out_dir = dir.clone();
     let report = runner::run(&opts).ok()?;
