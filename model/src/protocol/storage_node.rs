@@ -27,7 +27,7 @@ use crate::protocol::effects::Choice;
 use crate::protocol::effects::Proto;
 use crate::protocol::effects::{NodeStorage, NodeTimer};
 use crate::protocol::log::Log;
-use crate::protocol::msg::{Epoch, Msg};
+use crate::protocol::msg::{Epoch, Key, Lsn, Msg, Record, ReqId, VolumeEpoch};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -126,39 +126,7 @@ impl StorageNode {
     /// Handle one message; `o` collects the sends and the save.
     pub fn on_msg(&self, state: &mut Cow<Log>, src: Id, msg: Msg, o: &mut Out<impl Proto>) {
         match msg {
-            Msg::Append { record, volume } => {
-                if self.fenced(state, volume.number) {
-                    let epoch = state.epoch();
-                    o.send(
-                        src,
-                        Msg::Fenced {
-                            epoch,
-                            lsn: Some(record.lsn),
-                        },
-                    );
-                    return;
-                }
-                let mut log = state.as_ref().clone();
-                let adopted = log.adopt(&volume);
-                let before = log.clone();
-                let inserted = log.insert(record);
-                if adopted || inserted {
-                    let saved = if inserted && self.cfg.is(Mutant::AckBeforePersist) {
-                        // The write-back lags: what reaches disk is the log before this record.
-                        before
-                    } else {
-                        log.clone()
-                    };
-                    self.commit(state, log, saved, o);
-                }
-                o.send(
-                    src,
-                    Msg::Ack {
-                        lsn: record.lsn,
-                        scl: state.scl(),
-                    },
-                );
-            }
+            Msg::Append { record, volume } => self.on_append(state, src, record, &volume, o),
             Msg::ReadAt {
                 client,
                 req,
@@ -166,49 +134,12 @@ impl StorageNode {
                 point,
                 epoch,
             } => {
-                if self.fenced(state, epoch) {
-                    let epoch = state.epoch();
-                    o.send(src, Msg::Fenced { epoch, lsn: None });
-                    return;
+                if !self.refused(state, src, epoch, None, o) {
+                    let reply = self.read(state, client, req, key, point);
+                    o.send(src, reply);
                 }
-                let scl = state.scl();
-                let version = if self.cfg.is(Mutant::ReadUnbounded) {
-                    Some(state.read_at(key, u64::MAX))
-                } else if point <= scl || self.cfg.is(Mutant::ReadAnyNode) {
-                    Some(state.read_at(key, point))
-                } else {
-                    None
-                };
-                o.send(
-                    src,
-                    Msg::ReadReply {
-                        client,
-                        req,
-                        key,
-                        version,
-                        scl,
-                    },
-                );
             }
-            Msg::OpenQuery { epoch } => {
-                if self.fenced(state, epoch) {
-                    let epoch = state.epoch();
-                    o.send(src, Msg::Fenced { epoch, lsn: None });
-                    return;
-                }
-                if epoch > state.epoch() {
-                    let mut log = state.as_ref().clone();
-                    log.raise_epoch(epoch);
-                    self.commit(state, log.clone(), log, o);
-                }
-                o.send(
-                    src,
-                    Msg::SclReport {
-                        scl: state.scl(),
-                        truncations: state.truncations().to_vec(),
-                    },
-                );
-            }
+            Msg::OpenQuery { epoch } => self.on_open_query(state, src, epoch, o),
             Msg::GossipPull { from } => {
                 let records = state
                     .records()
@@ -218,28 +149,129 @@ impl StorageNode {
                     .collect();
                 o.send(src, Msg::GossipPush { records });
             }
-            Msg::GossipPush { records } => {
-                let mut log = state.as_ref().clone();
-                let mut grew = false;
-                for r in records {
-                    grew |= if self.cfg.is(Mutant::GossipIgnoresTruncation) {
-                        log.insert_unchecked(r)
-                    } else {
-                        log.insert(r)
-                    };
-                }
-                if grew {
-                    o.save(NodeStorage::Segment(log.clone()));
-                }
-                let gap = has_gap(&log);
-                if grew {
-                    *state.to_mut() = log;
-                }
-                if gap {
-                    o.set_timer(NodeTimer::Gossip, GOSSIP);
-                }
-            }
+            Msg::GossipPush { records } => self.on_gossip_push(state, records, o),
             _ => {}
+        }
+    }
+
+    /// Answers a request from a superseded epoch with `Fenced` (naming the Append's LSN, if it
+    /// is one); returns whether it was refused.
+    fn refused(
+        &self,
+        log: &Log,
+        src: Id,
+        epoch: Epoch,
+        lsn: Option<Lsn>,
+        o: &mut Out<impl Proto>,
+    ) -> bool {
+        let fenced = self.fenced(log, epoch);
+        if fenced {
+            o.send(
+                src,
+                Msg::Fenced {
+                    epoch: log.epoch(),
+                    lsn,
+                },
+            );
+        }
+        fenced
+    }
+
+    /// An Append: adopt the writer's epoch and truncations, insert the record, save, then ack
+    /// with the SCL.
+    fn on_append(
+        &self,
+        state: &mut Cow<Log>,
+        src: Id,
+        record: Record,
+        volume: &VolumeEpoch,
+        o: &mut Out<impl Proto>,
+    ) {
+        if self.refused(state, src, volume.number, Some(record.lsn), o) {
+            return;
+        }
+        let mut log = state.as_ref().clone();
+        let adopted = log.adopt(volume);
+        let before = log.clone();
+        let inserted = log.insert(record);
+        if adopted || inserted {
+            let saved = if inserted && self.cfg.is(Mutant::AckBeforePersist) {
+                // The write-back lags: what reaches disk is the log before this record.
+                before
+            } else {
+                log.clone()
+            };
+            self.commit(state, log, saved, o);
+        }
+        let scl = state.scl();
+        o.send(
+            src,
+            Msg::Ack {
+                lsn: record.lsn,
+                scl,
+            },
+        );
+    }
+
+    /// A single-node read: served only at a point within SCL (the mutants bend this rule).
+    fn read(&self, log: &Log, client: Id, req: ReqId, key: Key, point: Lsn) -> Msg {
+        let scl = log.scl();
+        let version = if self.cfg.is(Mutant::ReadUnbounded) {
+            Some(log.read_at(key, u64::MAX))
+        } else if point <= scl || self.cfg.is(Mutant::ReadAnyNode) {
+            Some(log.read_at(key, point))
+        } else {
+            None
+        };
+        Msg::ReadReply {
+            client,
+            req,
+            key,
+            version,
+            scl,
+        }
+    }
+
+    /// A (recovering) writer's quorum read: adopt its epoch durably, then report SCL and the
+    /// known truncations.
+    fn on_open_query(&self, state: &mut Cow<Log>, src: Id, epoch: Epoch, o: &mut Out<impl Proto>) {
+        if self.refused(state, src, epoch, None, o) {
+            return;
+        }
+        if epoch > state.epoch() {
+            let mut log = state.as_ref().clone();
+            log.raise_epoch(epoch);
+            self.commit(state, log.clone(), log, o);
+        }
+        o.send(
+            src,
+            Msg::SclReport {
+                scl: state.scl(),
+                truncations: state.truncations().to_vec(),
+            },
+        );
+    }
+
+    /// A peer's answer to a pull: insert what is missing, save, and pull again if a gap is left.
+    fn on_gossip_push(&self, state: &mut Cow<Log>, records: Vec<Record>, o: &mut Out<impl Proto>) {
+        let mut log = state.as_ref().clone();
+        let mut grew = false;
+        for r in records {
+            grew |= if self.cfg.is(Mutant::GossipIgnoresTruncation) {
+                log.insert_unchecked(r)
+            } else {
+                log.insert(r)
+            };
+        }
+        if grew {
+            o.save(NodeStorage::Segment(log.clone()));
+        }
+        let gap = has_gap(&log);
+        if grew {
+            *state.to_mut() = log;
+        }
+        if gap {
+            o.set_timer(NodeTimer::Gossip, GOSSIP);
         }
     }
 }

@@ -46,7 +46,7 @@
 use crate::protocol::config::{Config, Mutant, SEGMENTS};
 use crate::protocol::effects::{Choice, NodeTimer, Proto};
 use crate::protocol::msg::{
-    Epoch, Key, Lsn, Msg, Record, ReqId, Truncation, VolumeEpoch, FIRST_EPOCH,
+    Epoch, Key, Lsn, Msg, Record, ReqId, Truncation, Value, VolumeEpoch, FIRST_EPOCH,
 };
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
@@ -382,23 +382,7 @@ impl Writer {
     pub fn on_msg(&self, state: &mut Cow<WriterState>, src: Id, msg: Msg, o: &mut Out<impl Proto>) {
         match msg {
             Msg::SclReport { scl, truncations } => {
-                let (Some(seg), Some(seen)) = (self.segment_index(src), state.opening) else {
-                    return;
-                };
-                let st = state.to_mut();
-                st.scl[seg] = st.scl[seg].max(scl);
-                for t in truncations {
-                    if !st.truncations.contains(&t) {
-                        st.truncations.push(t);
-                        st.truncations.sort();
-                    }
-                }
-                let seen = seen | 1 << seg;
-                if seen.count_ones() as usize >= self.cfg.read_quorum {
-                    self.recover(st, o);
-                } else {
-                    st.opening = Some(seen);
-                }
+                self.on_scl_report(state, src, scl, truncations, o)
             }
             Msg::Fenced { epoch, .. } if epoch > self.epoch && !state.deposed => {
                 state.to_mut().deposed = true;
@@ -406,64 +390,14 @@ impl Writer {
             Msg::LeaseGrant if state.lease && !state.deposed => {
                 o.set_timer(NodeTimer::Lease, LEASE);
             }
-            Msg::Write { req, key, value } => {
-                if state.deposed {
-                    o.send(src, Msg::NotWriter { req });
-                    return;
-                }
-                if !state.is_open() || state.last_lsn + 1 > self.lal_floor(state) + LAL {
-                    return; // not open yet, or back-pressure: the request waits
-                }
-                let st = state.to_mut();
-                st.last_lsn += 1;
-                let record = Record {
-                    lsn: st.last_lsn,
-                    key,
-                    value,
-                    epoch: self.epoch,
-                };
-                st.commit_queue.push(Pending {
-                    lsn: record.lsn,
-                    client: src,
-                    req,
-                });
-                let volume = self.volume(st);
-                o.broadcast(&self.segments, &Msg::Append { record, volume });
-            }
-            Msg::Ack { scl, .. } => {
-                let Some(seg) = self.segment_index(src) else {
-                    return;
-                };
-                if scl <= state.scl[seg] {
-                    return;
-                }
-                let st = state.to_mut();
-                st.scl[seg] = scl;
-                let vdl = self.pgcl(&st.scl).min(st.last_lsn);
-                if vdl > st.vdl {
-                    st.vdl = vdl;
-                    let done = st.commit_queue.iter().take_while(|p| p.lsn <= vdl).count();
-                    for p in st.commit_queue.drain(..done) {
-                        o.send(
-                            p.client,
-                            Msg::WriteOk {
-                                req: p.req,
-                                lsn: p.lsn,
-                                epoch: self.epoch,
-                            },
-                        );
-                    }
-                }
-            }
+            Msg::Write { req, key, value } => self.on_write(state, src, req, key, value, o),
+            Msg::Ack { scl, .. } => self.on_ack(state, src, scl, o),
             Msg::Read { req, key } => {
                 if state.deposed || !state.lease {
                     o.send(src, Msg::NotWriter { req });
-                    return;
+                } else if state.is_open() {
+                    self.offer_read(&state.scl, src, req, key, state.vdl, o);
                 }
-                if !state.is_open() {
-                    return;
-                }
-                self.offer_read(&state.scl, src, req, key, state.vdl, o);
             }
             Msg::ReadReply {
                 client,
@@ -484,6 +418,98 @@ impl Writer {
                 }
             },
             _ => {}
+        }
+    }
+
+    /// One answer to the open (or recovery) quorum read: note the segment's SCL and the
+    /// truncations it knows; recover once a read quorum has answered.
+    fn on_scl_report(
+        &self,
+        state: &mut Cow<WriterState>,
+        src: Id,
+        scl: Lsn,
+        truncations: Vec<Truncation>,
+        o: &mut Out<impl Proto>,
+    ) {
+        let (Some(seg), Some(seen)) = (self.segment_index(src), state.opening) else {
+            return;
+        };
+        let st = state.to_mut();
+        st.scl[seg] = st.scl[seg].max(scl);
+        for t in truncations {
+            if !st.truncations.contains(&t) {
+                st.truncations.push(t);
+                st.truncations.sort();
+            }
+        }
+        let seen = seen | 1 << seg;
+        if seen.count_ones() as usize >= self.cfg.read_quorum {
+            self.recover(st, o);
+        } else {
+            st.opening = Some(seen);
+        }
+    }
+
+    /// A client's write: refused once deposed, held while opening or under LAL back-pressure,
+    /// otherwise given the next LSN, queued for its commit and shipped to all six segments.
+    fn on_write(
+        &self,
+        state: &mut Cow<WriterState>,
+        src: Id,
+        req: ReqId,
+        key: Key,
+        value: Value,
+        o: &mut Out<impl Proto>,
+    ) {
+        if state.deposed {
+            o.send(src, Msg::NotWriter { req });
+            return;
+        }
+        if !state.is_open() || state.last_lsn + 1 > self.lal_floor(state) + LAL {
+            return; // not open yet, or back-pressure: the request waits
+        }
+        let st = state.to_mut();
+        st.last_lsn += 1;
+        let record = Record {
+            lsn: st.last_lsn,
+            key,
+            value,
+            epoch: self.epoch,
+        };
+        st.commit_queue.push(Pending {
+            lsn: record.lsn,
+            client: src,
+            req,
+        });
+        let volume = self.volume(st);
+        o.broadcast(&self.segments, &Msg::Append { record, volume });
+    }
+
+    /// A segment's ack: advance its SCL, recompute VDL, and acknowledge every queued write at or
+    /// below it, in LSN order.
+    fn on_ack(&self, state: &mut Cow<WriterState>, src: Id, scl: Lsn, o: &mut Out<impl Proto>) {
+        let Some(seg) = self.segment_index(src) else {
+            return;
+        };
+        if scl <= state.scl[seg] {
+            return;
+        }
+        let st = state.to_mut();
+        st.scl[seg] = scl;
+        let vdl = self.pgcl(&st.scl).min(st.last_lsn);
+        if vdl > st.vdl {
+            st.vdl = vdl;
+            let done = st.commit_queue.iter().take_while(|p| p.lsn <= vdl).count();
+            for p in st.commit_queue.drain(..done) {
+                o.send(
+                    p.client,
+                    Msg::WriteOk {
+                        req: p.req,
+                        lsn: p.lsn,
+                        epoch: self.epoch,
+                    },
+                );
+            }
         }
     }
 }
