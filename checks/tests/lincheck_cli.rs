@@ -3,7 +3,6 @@
 
 /// Named `lincheck` so `cargo test lincheck` selects these tests.
 mod lincheck {
-    use sixfold_lincheck::history::{HistoryLine, HistoryWriter, OpKind, Outcome, Value};
     use std::path::PathBuf;
     use std::process::Command;
 
@@ -40,32 +39,10 @@ mod lincheck {
         )
     }
 
-    fn rec(client: u64, call: u64, ret: u64, op: OpKind, value: Option<i64>) -> HistoryLine {
-        HistoryLine {
-            client,
-            call,
-            ret: Some(ret),
-            outcome: Outcome::Ok,
-            op,
-            key: None,
-            value: value.map(Value::Int),
-            from: None,
-            to: None,
-        }
-    }
-
-    /// write 1, then a read of 1 that overlaps a write of 2, then a stale read of 1.
+    /// write 1, then a read of 1 that overlaps a write of 2, then a stale read of 1 (the
+    /// lincheck crate's tests check that its history writer produces exactly this file).
     fn stale_read_history() -> String {
-        let mut w = HistoryWriter::new(Vec::new());
-        for r in [
-            rec(0, 0, 10, OpKind::Write, Some(1)),
-            rec(1, 20, 30, OpKind::Write, Some(2)),
-            rec(0, 25, 28, OpKind::Read, Some(1)),
-            rec(2, 40, 50, OpKind::Read, Some(1)),
-        ] {
-            w.record(&r).expect("write history line");
-        }
-        String::from_utf8(w.finish().expect("finish")).expect("utf8")
+        include_str!("../lincheck/tests/data/stale-read.ndjson").to_string()
     }
 
     #[test]

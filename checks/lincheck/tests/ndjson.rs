@@ -42,6 +42,9 @@ mod lincheck {
     #[test]
     fn ndjson_written_by_the_writer_reads_back_and_checks() {
         let text = stale_read_history();
+        // The same history is the CLI tests' fixture: the writer's format is pinned.
+        let fixture = include_str!("data/stale-read.ndjson");
+        assert_eq!(text, fixture);
         let history = parse(Path::new("mem"), &text, Format::Auto).expect("parses");
         assert_eq!(history.ops.len(), 4);
         let options = CheckOptions {
