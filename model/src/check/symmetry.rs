@@ -197,18 +197,22 @@ mod tests {
     use crate::protocol::config::Config;
     use stateright::Model;
 
+    /// A seeded generator of indices below `n`: one seed names one walk.
+    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+
     /// Walks random paths and checks, at every state, that relabelling the segments any way
     /// leads to the same canonical form: the reduction merges exactly the symmetric states.
     #[test]
     fn canonical_form_ignores_segment_labels() {
         let model = QuorumModel::new(Config::default(), Bounds::default());
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for _ in 0..300 {
             let mut state = model.init_states().remove(0);
@@ -243,13 +247,7 @@ mod tests {
         walks: usize,
     ) {
         use std::collections::HashSet;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for _ in 0..walks {
             let mut state = model.init_states().remove(0);
