@@ -26,6 +26,8 @@ fn signal(child: &Child, sig: i32) {
     }
 }
 
+/// One script, kept whole: it is the README walk-through, read top to bottom in the order of the
+/// module doc, each step using the cluster, directory and trace the steps before it left.
 #[test]
 fn cluster_survives_an_az_loss_and_its_trace_replays() {
     let dir = std::env::temp_dir().join(format!("sixfold-cli-{}", std::process::id()));

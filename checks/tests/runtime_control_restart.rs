@@ -172,6 +172,8 @@ fn first_run(dir: &Path, guard: &mut Killer) -> (u64, Banner) {
     (ack.lsn, banner)
 }
 
+/// One script, kept whole: crash, an interrupted restart, the real restart and its two checks of
+/// the wait, read top to bottom; the helpers above already hold every step that stands alone.
 #[test]
 fn a_restarted_control_plane_waits_out_the_old_lease_before_promoting() {
     let dir = temp_dir("crash");

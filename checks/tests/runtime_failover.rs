@@ -216,6 +216,8 @@ fn kill_9_of_the_writer_fails_over_and_the_history_stays_linearizable() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One script, kept whole: the zombie connection is threaded through partition, promotion,
+/// fencing and the final checks, and the scenario reads top to bottom as the module doc tells it.
 #[test]
 fn a_partitioned_writer_is_fenced_and_serves_no_stale_reads() {
     let dir = temp_dir("partition");

@@ -63,26 +63,7 @@ fn run(name: &str, mutant: Option<&str>, keys: u32, read_ratio: &str) -> Run {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Mid-load: SIGKILL both storage nodes of AZ b (segments 2 and 3), keep going without them.
-    std::thread::sleep(Duration::from_millis(200));
-    for seg in [2, 3] {
-        // SAFETY: the pid is a member the cluster started for this test.
-        unsafe {
-            libc::kill(banner.pid_of(seg), libc::SIGKILL);
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    // Segment 2 is replaced by a node with an empty disk, segment 3 restarts from its log.
-    std::fs::remove_dir_all(dir.join("node-2")).unwrap();
-    for seg in [2, 3] {
-        let argv = banner.restart_of(seg);
-        let c = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        guard.0.push(c);
-    }
+    az_b_faults(&dir, &banner, &mut guard);
     let restarted = load_started.elapsed();
     assert!(
         load.try_wait().unwrap().is_none(),
@@ -94,7 +75,55 @@ fn run(name: &str, mutant: Option<&str>, keys: u32, read_ratio: &str) -> Run {
     guard.0.push(load);
     assert!(code.is_some(), "the load did not finish in 20 s");
 
-    // Stop the restarted members, then the cluster (which stops the rest).
+    stop(&mut guard);
+
+    let text = std::fs::read_to_string(&history)
+        .unwrap_or_else(|e| panic!("history {}: {e}; load said {load_out}", history.display()));
+    let (reads, writes, after) = count_ok(&text, restarted);
+    let html = dir.join("history.html");
+    let (code, out) = lincheck_with_html(&history, &html);
+    eprintln!(
+        "{name}: load {}; ok reads {reads}, writes {writes}, {after} after the restarts at \
+         {restarted:?}; lincheck exit {code}",
+        load_out.trim().replace('\n', "; ")
+    );
+    Run {
+        history,
+        html,
+        code,
+        out,
+        ok: (reads, writes),
+        ok_after_restart: after,
+    }
+}
+
+/// The faults, mid-load: SIGKILL both storage nodes of AZ b (segments 2 and 3) and keep going
+/// without them; then segment 2 comes back as a replaced node with an empty disk and segment 3
+/// restarts from its log (both into the guard).
+fn az_b_faults(dir: &Path, banner: &Banner, guard: &mut Killer) {
+    std::thread::sleep(Duration::from_millis(200));
+    for seg in [2, 3] {
+        // SAFETY: the pid is a member the cluster started for this test.
+        unsafe {
+            libc::kill(banner.pid_of(seg), libc::SIGKILL);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_dir_all(dir.join("node-2")).unwrap();
+    for seg in [2, 3] {
+        let argv = banner.restart_of(seg);
+        let c = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        guard.0.push(c);
+    }
+}
+
+/// Stops the restarted members, then the cluster (which stops the rest); the cluster must stop
+/// cleanly.
+fn stop(guard: &mut Killer) {
     for c in guard.0.iter_mut().skip(2) {
         let _ = c.kill();
         let _ = c.wait();
@@ -108,12 +137,14 @@ fn run(name: &str, mutant: Option<&str>, keys: u32, read_ratio: &str) -> Run {
         Some(0),
         "cluster stops cleanly"
     );
+}
 
-    let text = std::fs::read_to_string(&history)
-        .unwrap_or_else(|e| panic!("history {}: {e}; load said {load_out}", history.display()));
+/// Counts a history's ok operations as (reads, writes, calls after `restarted` on the load's
+/// clock), so a run can show the load kept going through the faults.
+fn count_ok(history: &str, restarted: Duration) -> (usize, usize, usize) {
     let (mut reads, mut writes, mut after) = (0, 0, 0);
     let load_clock = restarted.as_nanos() as u64;
-    for line in text.lines() {
+    for line in history.lines() {
         let rec: serde_json::Value = serde_json::from_str(line).unwrap();
         if rec["outcome"] != "ok" {
             continue;
@@ -128,29 +159,20 @@ fn run(name: &str, mutant: Option<&str>, keys: u32, read_ratio: &str) -> Run {
             after += 1;
         }
     }
-    let html = dir.join("history.html");
+    (reads, writes, after)
+}
+
+/// `sixfold lincheck HISTORY --model kv --html HTML`: exit status and stdout.
+fn lincheck_with_html(history: &Path, html: &Path) -> (i32, String) {
     let out = Command::new(EXE)
         .arg("lincheck")
-        .arg(&history)
+        .arg(history)
         .args(["--model", "kv", "--time-limit", "20", "--html"])
-        .arg(&html)
+        .arg(html)
         .output()
         .unwrap();
     let code = out.status.code().unwrap_or(-1);
-    let out = String::from_utf8_lossy(&out.stdout).into_owned();
-    eprintln!(
-        "{name}: load {}; ok reads {reads}, writes {writes}, {after} after the restarts at \
-         {restarted:?}; lincheck exit {code}",
-        load_out.trim().replace('\n', "; ")
-    );
-    Run {
-        history,
-        html,
-        code,
-        out,
-        ok: (reads, writes),
-        ok_after_restart: after,
-    }
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn cleanup(history: &Path) {

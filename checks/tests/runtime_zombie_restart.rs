@@ -79,6 +79,8 @@ fn assert_reads(h: &mut CliHistory, dir: &str, key: u32, value: u64, lsn: u64) {
 }
 
 /// The scenario, with the segments in `restart` started again after the kill -9 of all six.
+/// One script, kept whole: its numbered steps are the module doc's, read top to bottom, and they
+/// share the cluster, the history and the acknowledged writes.
 fn zombie_after_segment_restarts(name: &str, restart: &[usize]) {
     let dir = temp_dir(name);
     let d = dir.to_str().unwrap().to_string();

@@ -235,7 +235,8 @@ mod tests {
     use stateright::actor::Id;
 
     /// One message of every variant, with non-default values wherever the model has a serde
-    /// default (so a default silently filling a field would show).
+    /// default (so a default silently filling a field would show). As long as `Msg` has
+    /// variants: a flat list, one value each, read as a table.
     fn every_msg() -> Vec<Msg> {
         let rec = |lsn| Record {
             lsn,

@@ -102,6 +102,13 @@ fn row(name: &str, reference: &str, (median, best): (Duration, Duration)) {
 
 fn main() {
     // `cargo bench` passes `--bench`; accept and ignore arguments.
+    let inputs = Inputs::load();
+    inputs.assert_verdicts();
+    inputs.print_table();
+}
+
+/// The etcd histories the porcupine README lists, each with the verdict it records.
+fn etcd_with_verdicts() -> Vec<(History, Verdict)> {
     let readme = std::fs::read_to_string(histories().join("README.md")).expect("README");
     let etcd: Vec<(History, Verdict)> = readme
         .lines()
@@ -118,71 +125,94 @@ fn main() {
         })
         .collect();
     assert_eq!(etcd.len(), 102);
-    let etcd_002 = load("jepsen/etcd_002.log", Spec::CasRegister);
-    let c50_ok = load("kv/c50-ok.txt", Spec::Kv);
-    let c50_bad = load("kv/c50-bad.txt", Spec::Kv);
-    let big = generated(10_000, 10, 10);
+    etcd
+}
 
-    // Verdicts first: a fast wrong answer is worthless.
-    for (h, want) in &etcd {
-        assert_eq!(verdict(h, Spec::CasRegister), *want);
+/// The histories timed, parsed once up front so that the check-only rows exclude parsing.
+struct Inputs {
+    etcd: Vec<(History, Verdict)>,
+    etcd_002: History,
+    c50_ok: History,
+    c50_bad: History,
+    big: History,
+}
+
+impl Inputs {
+    fn load() -> Self {
+        Inputs {
+            etcd: etcd_with_verdicts(),
+            etcd_002: load("jepsen/etcd_002.log", Spec::CasRegister),
+            c50_ok: load("kv/c50-ok.txt", Spec::Kv),
+            c50_bad: load("kv/c50-bad.txt", Spec::Kv),
+            big: generated(10_000, 10, 10),
+        }
     }
-    assert_eq!(verdict(&c50_ok, Spec::Kv), Verdict::Linearizable);
-    assert_eq!(verdict(&c50_bad, Spec::Kv), Verdict::NotLinearizable);
-    assert_eq!(verdict(&big, Spec::Kv), Verdict::Linearizable);
 
-    println!(
-        "lincheck on {} thread(s), {RUNS} runs each (check only, parsing excluded)",
-        rayon::current_num_threads()
-    );
-    println!();
-    println!("| history | median | best | porcupine (Go) |");
-    println!("|---|---|---|---|");
-    row(
-        "all 102 etcd histories, in total",
-        "about 1.1 s",
-        time(|| {
-            for (h, _) in &etcd {
-                verdict(h, Spec::CasRegister);
-            }
-        }),
-    );
-    row(
-        "etcd_002",
-        "about 0.41 s",
-        time(|| {
-            verdict(&etcd_002, Spec::CasRegister);
-        }),
-    );
-    row(
-        "kv c50-ok",
-        "about 0.28 s",
-        time(|| {
-            verdict(&c50_ok, Spec::Kv);
-        }),
-    );
-    row(
-        "kv c50-bad",
-        "about 0.04 s",
-        time(|| {
-            verdict(&c50_bad, Spec::Kv);
-        }),
-    );
-    row(
-        "generated: 10,000 ops, 10 keys, 10 clients",
-        "-",
-        time(|| {
-            verdict(&big, Spec::Kv);
-        }),
-    );
-    row(
-        "parse + check, all 102 etcd files",
-        "-",
-        time(|| {
-            for n in (0..=102).filter(|&n| n != 95) {
-                let h = load(&format!("jepsen/etcd_{n:03}.log"), Spec::CasRegister);
-                verdict(&h, Spec::CasRegister);
-            }
-        }),
-    );
+    /// Verdicts first: a fast wrong answer is worthless.
+    fn assert_verdicts(&self) {
+        for (h, want) in &self.etcd {
+            assert_eq!(verdict(h, Spec::CasRegister), *want);
+        }
+        assert_eq!(verdict(&self.c50_ok, Spec::Kv), Verdict::Linearizable);
+        assert_eq!(verdict(&self.c50_bad, Spec::Kv), Verdict::NotLinearizable);
+        assert_eq!(verdict(&self.big, Spec::Kv), Verdict::Linearizable);
+    }
+
+    /// Times each row and prints the markdown table, porcupine's times beside ours.
+    fn print_table(&self) {
+        println!(
+            "lincheck on {} thread(s), {RUNS} runs each (check only, parsing excluded)",
+            rayon::current_num_threads()
+        );
+        println!();
+        println!("| history | median | best | porcupine (Go) |");
+        println!("|---|---|---|---|");
+        row(
+            "all 102 etcd histories, in total",
+            "about 1.1 s",
+            time(|| {
+                for (h, _) in &self.etcd {
+                    verdict(h, Spec::CasRegister);
+                }
+            }),
+        );
+        row(
+            "etcd_002",
+            "about 0.41 s",
+            time(|| {
+                verdict(&self.etcd_002, Spec::CasRegister);
+            }),
+        );
+        row(
+            "kv c50-ok",
+            "about 0.28 s",
+            time(|| {
+                verdict(&self.c50_ok, Spec::Kv);
+            }),
+        );
+        row(
+            "kv c50-bad",
+            "about 0.04 s",
+            time(|| {
+                verdict(&self.c50_bad, Spec::Kv);
+            }),
+        );
+        row(
+            "generated: 10,000 ops, 10 keys, 10 clients",
+            "-",
+            time(|| {
+                verdict(&self.big, Spec::Kv);
+            }),
+        );
+        row(
+            "parse + check, all 102 etcd files",
+            "-",
+            time(|| {
+                for n in (0..=102).filter(|&n| n != 95) {
+                    let h = load(&format!("jepsen/etcd_{n:03}.log"), Spec::CasRegister);
+                    verdict(&h, Spec::CasRegister);
+                }
+            }),
+        );
+    }
 }

@@ -55,71 +55,153 @@ pub fn render(file: &Path, spec: Spec, history: &History, report: &Report) -> St
     page
 }
 
+/// One partition: its key, its timeline, and what the outcome says about it.
 fn section(page: &mut String, history: &History, part: &PartitionReport) {
-    let ops = &part.partition.ops;
     if let Some(key) = &part.partition.key {
         let _ = write!(page, "<h2>key {}</h2>", escape(&format!("{key:?}")));
     }
-    let (order, blocked, candidates, state) = match &part.outcome {
-        PartitionOutcome::Linearizable(order) => (order.clone(), None, Vec::new(), None),
-        PartitionOutcome::Violation(v) => (
-            v.prefix.clone(),
-            Some(v.blocked),
-            v.candidates.iter().map(|&(i, _)| i).collect(),
-            Some(v.state.clone()),
-        ),
-        PartitionOutcome::TimedOut | PartitionOutcome::Cancelled => {
-            page.push_str("<p>undecided (time limit or cancelled)</p>");
-            (Vec::new(), None, Vec::new(), None)
-        }
-    };
-    let position: HashMap<usize, usize> =
-        order.iter().enumerate().map(|(n, &i)| (i, n + 1)).collect();
-    let clients: Vec<u64> = ops
-        .iter()
-        .map(|&i| history.ops[i].client)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let lane: HashMap<u64, usize> = clients.iter().enumerate().map(|(n, &c)| (c, n)).collect();
-    let times: Vec<u64> = ops
-        .iter()
-        .flat_map(|&i| [Some(history.ops[i].call), history.ops[i].ret])
-        .flatten()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let step = (3000 / times.len().max(1)).clamp(4, 28);
-    let x = |t: u64| LEFT + step * times.partition_point(|&u| u < t);
-    let width = x(u64::MAX) + 60;
-    let height = LANE * clients.len() + 30;
-    let _ = write!(
-        page,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">"
-    );
-    for (n, c) in clients.iter().enumerate() {
-        let y = n * LANE + 20;
-        let _ = write!(
-            page,
-            "<text class=\"lane\" x=\"6\" y=\"{}\">client {c}</text>\
-             <line x1=\"{LEFT}\" x2=\"{width}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#eee\"/>",
-            y + 4
-        );
-    }
+    let marks = Marks::new(page, &part.outcome);
+    let ops = &part.partition.ops;
+    let timeline = Timeline::new(history, ops);
+    timeline.open(page);
     for &i in ops {
-        let op = &history.ops[i];
-        let y = lane[&op.client] * LANE + 10;
-        let x0 = x(op.call);
-        let x1 = op.ret.map_or(width - 10, x).max(x0 + step.max(8));
-        let color = if Some(i) == blocked {
+        timeline.bar(page, history, i, &marks);
+    }
+    timeline.failure(page, history, &marks);
+    page.push_str("</svg>");
+    explanation(page, history, &marks);
+}
+
+/// What an outcome says about a partition's operations, read once so that every bar and the
+/// text below the timeline agree: the (partial) linearization, the operation it blocks on,
+/// those that could come next, and the state the prefix leaves.
+struct Marks {
+    order: Vec<usize>,
+    /// Operation index to its 1-based place in `order`.
+    position: HashMap<usize, usize>,
+    blocked: Option<usize>,
+    candidates: Vec<usize>,
+    state: Option<String>,
+}
+
+impl Marks {
+    /// Reads the marks off `outcome`. An undecided outcome has none, and says so on the page
+    /// (here, so the note comes before the timeline).
+    fn new(page: &mut String, outcome: &PartitionOutcome) -> Self {
+        let (order, blocked, candidates, state) = match outcome {
+            PartitionOutcome::Linearizable(order) => (order.clone(), None, Vec::new(), None),
+            PartitionOutcome::Violation(v) => (
+                v.prefix.clone(),
+                Some(v.blocked),
+                v.candidates.iter().map(|&(i, _)| i).collect(),
+                Some(v.state.clone()),
+            ),
+            PartitionOutcome::TimedOut | PartitionOutcome::Cancelled => {
+                page.push_str("<p>undecided (time limit or cancelled)</p>");
+                (Vec::new(), None, Vec::new(), None)
+            }
+        };
+        let position = order.iter().enumerate().map(|(n, &i)| (i, n + 1)).collect();
+        Marks {
+            order,
+            position,
+            blocked,
+            candidates,
+            state,
+        }
+    }
+
+    /// The fill of operation `i`'s bar: the legend's colours, the blocking operation first.
+    fn color(&self, i: usize) -> &'static str {
+        if Some(i) == self.blocked {
             "#c62828"
-        } else if position.contains_key(&i) {
+        } else if self.position.contains_key(&i) {
             "#2e7d32"
-        } else if candidates.contains(&i) {
+        } else if self.candidates.contains(&i) {
             "#ef6c00"
         } else {
             "#9e9e9e"
+        }
+    }
+}
+
+/// The geometry of one partition's SVG timeline, kept apart from the drawing so each drawing
+/// step reads on its own: one lane per client, and time compressed to the ranks of the
+/// distinct call and return instants, `step` pixels apart.
+struct Timeline {
+    clients: Vec<u64>,
+    /// Client to its lane number.
+    lane: HashMap<u64, usize>,
+    /// The distinct call and return instants, ascending.
+    times: Vec<u64>,
+    step: usize,
+    width: usize,
+    height: usize,
+}
+
+impl Timeline {
+    fn new(history: &History, ops: &[usize]) -> Self {
+        let clients: Vec<u64> = ops
+            .iter()
+            .map(|&i| history.ops[i].client)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let lane = clients.iter().enumerate().map(|(n, &c)| (c, n)).collect();
+        let times: Vec<u64> = ops
+            .iter()
+            .flat_map(|&i| [Some(history.ops[i].call), history.ops[i].ret])
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let step = (3000 / times.len().max(1)).clamp(4, 28);
+        let mut timeline = Timeline {
+            height: LANE * clients.len() + 30,
+            clients,
+            lane,
+            times,
+            step,
+            width: 0,
         };
+        timeline.width = timeline.x(u64::MAX) + 60;
+        timeline
+    }
+
+    /// The horizontal position of instant `t`: its rank among the instants.
+    fn x(&self, t: u64) -> usize {
+        LEFT + self.step * self.times.partition_point(|&u| u < t)
+    }
+
+    /// Opens the `<svg>` and draws one labelled lane per client.
+    fn open(&self, page: &mut String) {
+        let (width, height) = (self.width, self.height);
+        let _ = write!(
+            page,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">"
+        );
+        for (n, c) in self.clients.iter().enumerate() {
+            let y = n * LANE + 20;
+            let _ = write!(
+                page,
+                "<text class=\"lane\" x=\"6\" y=\"{}\">client {c}</text>\
+                 <line x1=\"{LEFT}\" x2=\"{width}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#eee\"/>",
+                y + 4
+            );
+        }
+    }
+
+    /// Draws operation `i` as a bar from its call to its return (to the edge if it never
+    /// returned, dashed), coloured by `marks`, numbered if it is linearized.
+    fn bar(&self, page: &mut String, history: &History, i: usize, marks: &Marks) {
+        let op = &history.ops[i];
+        let y = self.lane[&op.client] * LANE + 10;
+        let x0 = self.x(op.call);
+        let x1 = op
+            .ret
+            .map_or(self.width - 10, |t| self.x(t))
+            .max(x0 + self.step.max(8));
+        let color = marks.color(i);
         let dash = if op.ret.is_none() {
             " stroke=\"#333\" stroke-dasharray=\"4 3\" fill-opacity=\"0.5\""
         } else {
@@ -127,11 +209,12 @@ fn section(page: &mut String, history: &History, part: &PartitionReport) {
         };
         let _ = write!(
             page,
-            "<g><title>{}</title><rect x=\"{x0}\" y=\"{y}\" width=\"{}\" height=\"20\" rx=\"3\" fill=\"{color}\"{dash}/>",
+            "<g><title>{}</title><rect x=\"{x0}\" y=\"{y}\" width=\"{}\" height=\"20\" \
+             rx=\"3\" fill=\"{color}\"{dash}/>",
             escape(&op.to_string()),
             x1 - x0
         );
-        if let Some(n) = position.get(&i) {
+        if let Some(n) = marks.position.get(&i) {
             let _ = write!(
                 page,
                 "<text class=\"num\" x=\"{}\" y=\"{}\">{n}</text>",
@@ -141,30 +224,40 @@ fn section(page: &mut String, history: &History, part: &PartitionReport) {
         }
         page.push_str("</g>");
     }
-    if let Some(b) = blocked.and_then(|b| history.ops[b].ret) {
-        let fx = x(b);
+
+    /// Marks the instant the blocking operation returns, where the linearization fails.
+    fn failure(&self, page: &mut String, history: &History, marks: &Marks) {
+        let Some(b) = marks.blocked.and_then(|b| history.ops[b].ret) else {
+            return;
+        };
+        let (fx, height) = (self.x(b), self.height);
         let _ = write!(
             page,
-            "<line x1=\"{fx}\" x2=\"{fx}\" y1=\"0\" y2=\"{height}\" stroke=\"#c62828\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\
+            "<line x1=\"{fx}\" x2=\"{fx}\" y1=\"0\" y2=\"{height}\" stroke=\"#c62828\" \
+             stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\
              <text x=\"{}\" y=\"{}\" fill=\"#c62828\" font-size=\"12\">fails here</text>",
             fx + 4,
             height - 4
         );
     }
-    page.push_str("</svg>");
-    if let (Some(b), Some(state)) = (blocked, state) {
+}
+
+/// The text under a timeline: for a violation, what the longest prefix leaves and which
+/// operation cannot be placed; then the linearization order, folded.
+fn explanation(page: &mut String, history: &History, marks: &Marks) {
+    if let (Some(b), Some(state)) = (marks.blocked, &marks.state) {
         let _ = write!(
             page,
             "<p>Longest linearizable prefix: {} operation(s), leaving the state {}. Then \
              <b>{}</b> returns, but none of the operations that could come next can be placed.</p>",
-            order.len(),
-            escape(&state),
+            marks.order.len(),
+            escape(state),
             escape(&history.ops[b].to_string())
         );
     }
-    if !order.is_empty() {
+    if !marks.order.is_empty() {
         page.push_str("<details><summary>linearization order</summary><ol>");
-        for &i in &order {
+        for &i in &marks.order {
             let _ = write!(page, "<li>{}</li>", escape(&history.ops[i].to_string()));
         }
         page.push_str("</ol></details>");

@@ -146,54 +146,11 @@ pub fn parse_log(path: &Path, text: &str) -> Result<History, LincheckError> {
         if raw.trim().is_empty() {
             continue;
         }
-        let err = |m: &str| pairer.err(line, m.to_string());
-        let Some((_, rest)) = raw.split_once("jepsen.util - ") else {
-            return Err(err("expected `INFO jepsen.util - PROCESS :TYPE :F VALUE`"));
-        };
-        let mut words = rest.split_whitespace();
-        let (Some(p), Some(ty), Some(f)) = (words.next(), words.next(), words.next()) else {
-            return Err(err(
-                "expected `PROCESS :TYPE :F VALUE` after `jepsen.util -`",
-            ));
-        };
-        let value: Vec<&str> = words.collect();
-        let value = value.join(" ");
-        let client: u64 = p
-            .parse()
-            .map_err(|_| err(&format!("process {p:?} is not a number")))?;
-        let int = |s: &str| -> Result<i64, LincheckError> {
-            s.parse()
-                .map_err(|_| err(&format!("expected an integer, found {s:?}")))
-        };
-        let pair = |s: &str| -> Result<(i64, i64), LincheckError> {
-            let inner = s
-                .strip_prefix('[')
-                .and_then(|s| s.strip_suffix(']'))
-                .ok_or_else(|| err(&format!("expected [FROM TO], found {s:?}")))?;
-            let mut it = inner.split_whitespace();
-            match (it.next(), it.next(), it.next()) {
-                (Some(a), Some(b), None) => Ok((int(a)?, int(b)?)),
-                _ => Err(err(&format!("expected [FROM TO], found {s:?}"))),
-            }
-        };
-        if ty == ":invoke" {
-            let action = match f {
-                ":read" => Action::Read { value: None },
-                ":write" => Action::Write {
-                    value: Value::Int(int(&value)?),
-                },
-                ":cas" => {
-                    let (a, b) = pair(&value)?;
-                    Action::Cas {
-                        from: Value::Int(a),
-                        to: Value::Int(b),
-                        succeeded: None,
-                    }
-                }
-                other => return Err(err(&format!("unknown operation {other:?}"))),
-            };
+        let event = LogEvent::parse(raw).map_err(|m| pairer.err(line, m))?;
+        if event.ty == ":invoke" {
+            let action = log_invocation(event.f, &event.value).map_err(|m| pairer.err(line, m))?;
             let op = Operation {
-                client,
+                client: event.client,
                 call: line as u64,
                 ret: None,
                 key: None,
@@ -203,48 +160,142 @@ pub fn parse_log(path: &Path, text: &str) -> Result<History, LincheckError> {
             pairer.invoke(line, op)?;
             continue;
         }
-        let Some(kind) = completion(ty) else {
-            return Err(err(&format!(
-                "unknown event type {ty:?} (expected :invoke, :ok, :fail or :info)"
-            )));
+        let Some(kind) = completion(event.ty) else {
+            return Err(pairer.err(
+                line,
+                format!(
+                    "unknown event type {:?} (expected :invoke, :ok, :fail or :info)",
+                    event.ty
+                ),
+            ));
         };
-        let mut observed = None;
-        let same: Box<dyn FnOnce(&Operation) -> bool> = match f {
-            ":read" => {
-                if kind == Completion::Ok && value != "nil" {
-                    observed = Some(Value::Int(int(&value)?));
-                }
-                Box::new(|o| matches!(o.action, Action::Read { .. }))
-            }
-            ":write" => {
-                let v = (kind != Completion::Info)
-                    .then(|| int(&value))
-                    .transpose()?;
-                Box::new(move |o| match &o.action {
-                    Action::Write {
-                        value: Value::Int(w),
-                    } => v.is_none_or(|v| v == *w),
-                    _ => false,
-                })
-            }
-            ":cas" => {
-                let v = (kind != Completion::Info)
-                    .then(|| pair(&value))
-                    .transpose()?;
-                Box::new(move |o| match &o.action {
-                    Action::Cas {
-                        from: Value::Int(x),
-                        to: Value::Int(y),
-                        ..
-                    } => v.is_none_or(|v| v == (*x, *y)),
-                    _ => false,
-                })
-            }
-            other => return Err(err(&format!("unknown operation {other:?}"))),
-        };
-        pairer.complete(line, client, kind, same, observed)?;
+        let (same, observed) =
+            log_completion(event.f, kind, &event.value).map_err(|m| pairer.err(line, m))?;
+        pairer.complete(line, event.client, kind, same, observed)?;
     }
     Ok(pairer.finish())
+}
+
+/// One line of an etcd console log, split into its words but not yet interpreted, so that
+/// invocations and completions can each read the VALUE their own way.
+struct LogEvent<'a> {
+    client: u64,
+    /// The event type: `:invoke` or a completion.
+    ty: &'a str,
+    /// The operation: `:read`, `:write` or `:cas`.
+    f: &'a str,
+    /// The rest of the line, its words joined by single spaces.
+    value: String,
+}
+
+impl<'a> LogEvent<'a> {
+    /// Splits `raw`; the error says which part of the line is malformed.
+    fn parse(raw: &'a str) -> Result<Self, String> {
+        let Some((_, rest)) = raw.split_once("jepsen.util - ") else {
+            return Err("expected `INFO jepsen.util - PROCESS :TYPE :F VALUE`".to_string());
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(p), Some(ty), Some(f)) = (words.next(), words.next(), words.next()) else {
+            return Err("expected `PROCESS :TYPE :F VALUE` after `jepsen.util -`".to_string());
+        };
+        let value: Vec<&str> = words.collect();
+        let value = value.join(" ");
+        let client = p
+            .parse()
+            .map_err(|_| format!("process {p:?} is not a number"))?;
+        Ok(LogEvent {
+            client,
+            ty,
+            f,
+            value,
+        })
+    }
+}
+
+/// A log VALUE that must be an integer.
+fn log_int(s: &str) -> Result<i64, String> {
+    s.parse()
+        .map_err(|_| format!("expected an integer, found {s:?}"))
+}
+
+/// A log VALUE that must be a cas argument `[FROM TO]`.
+fn log_pair(s: &str) -> Result<(i64, i64), String> {
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| format!("expected [FROM TO], found {s:?}"))?;
+    let mut it = inner.split_whitespace();
+    match (it.next(), it.next(), it.next()) {
+        (Some(a), Some(b), None) => Ok((log_int(a)?, log_int(b)?)),
+        _ => Err(format!("expected [FROM TO], found {s:?}")),
+    }
+}
+
+/// The action an `:invoke` of operation `f` with `value` starts, outcome not yet known.
+fn log_invocation(f: &str, value: &str) -> Result<Action, String> {
+    Ok(match f {
+        ":read" => Action::Read { value: None },
+        ":write" => Action::Write {
+            value: Value::Int(log_int(value)?),
+        },
+        ":cas" => {
+            let (a, b) = log_pair(value)?;
+            Action::Cas {
+                from: Value::Int(a),
+                to: Value::Int(b),
+                succeeded: None,
+            }
+        }
+        other => return Err(format!("unknown operation {other:?}")),
+    })
+}
+
+/// Whether a completion describes the same operation as the open invocation it completes.
+type Matches = Box<dyn FnOnce(&Operation) -> bool>;
+
+/// Reads a completion of operation `f` of type `kind` with `value`: the check that it matches
+/// its invocation (an `:info` completion carries no argument to compare), and what it observed
+/// (the value an `:ok` read returned; `None` for nil and for everything else).
+fn log_completion(
+    f: &str,
+    kind: Completion,
+    value: &str,
+) -> Result<(Matches, Option<Value>), String> {
+    let mut observed = None;
+    let same: Matches = match f {
+        ":read" => {
+            if kind == Completion::Ok && value != "nil" {
+                observed = Some(Value::Int(log_int(value)?));
+            }
+            Box::new(|o| matches!(o.action, Action::Read { .. }))
+        }
+        ":write" => {
+            let v = (kind != Completion::Info)
+                .then(|| log_int(value))
+                .transpose()?;
+            Box::new(move |o| match &o.action {
+                Action::Write {
+                    value: Value::Int(w),
+                } => v.is_none_or(|v| v == *w),
+                _ => false,
+            })
+        }
+        ":cas" => {
+            let v = (kind != Completion::Info)
+                .then(|| log_pair(value))
+                .transpose()?;
+            Box::new(move |o| match &o.action {
+                Action::Cas {
+                    from: Value::Int(x),
+                    to: Value::Int(y),
+                    ..
+                } => v.is_none_or(|v| v == (*x, *y)),
+                _ => false,
+            })
+        }
+        other => return Err(format!("unknown operation {other:?}")),
+    };
+    Ok((same, observed))
 }
 
 /// One scalar of an EDN map.
