@@ -134,10 +134,11 @@ impl StorageNode {
                 point,
                 epoch,
             } => {
-                if !self.refused(state, src, epoch, None, o) {
-                    let reply = self.read(state, client, req, key, point);
-                    o.send(src, reply);
+                if self.refused(state, src, epoch, None, o) {
+                    return;
                 }
+                let reply = self.read(state, client, req, key, point);
+                o.send(src, reply);
             }
             Msg::OpenQuery { epoch } => self.on_open_query(state, src, epoch, o),
             Msg::GossipPull { from } => {
