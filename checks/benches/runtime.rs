@@ -27,7 +27,11 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn setup(name: &str, cfg: Config, slow: &[usize], ops: u64, clients: u64) {
-    let dir = std::env::temp_dir().join(format!("sixfold-bench-{}-{name}", std::process::id()));
+    let slug: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("sixfold-bench-{}-{slug}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let layout = Layout::local(cfg, 0).expect("free ports");
     let nodes: Vec<NodeHandle> = (0..ACTORS)

@@ -75,7 +75,7 @@ pub struct ClusterArgs {
     /// Directory for the layout, every member's files and traces (reused if it exists).
     #[arg(long)]
     pub dir: PathBuf,
-    /// First of eight consecutive ports on 127.0.0.1; 0 picks free ports (or reuses the
+    /// First of nine consecutive ports on 127.0.0.1; 0 picks free ports (or reuses the
     /// ports in DIR/cluster.json if present).
     #[arg(long, default_value_t = 0)]
     pub port_base: u16,
