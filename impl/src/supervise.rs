@@ -134,8 +134,9 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
 /// [`STOP_GRACE`] in all, SIGKILL to those still running; every process is reaped before this
 /// returns.
 pub fn stop_all(members: &mut [Member]) {
-    for m in members.iter() {
-        // SAFETY: sending a signal to our own child's pid.
+    // A member already seen to exit has been reaped: its pid may belong to another process now.
+    for m in members.iter().filter(|m| m.running) {
+        // SAFETY: sending a signal to our own child's pid, not yet reaped.
         unsafe {
             libc::kill(m.child.id() as libc::pid_t, libc::SIGTERM);
         }
