@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{wait_exit, wait_until, Banner, Killer, EXE};
+use common::{wait_exit, wait_line, wait_until, Banner, Killer, EXE};
 use sixfold_impl::client::{ClusterClient, Discovery};
 use sixfold_impl::control::{Timing, RUN_FILE};
 use sixfold_impl::host::GRANT_WINDOW;
@@ -55,27 +55,6 @@ fn spawn_cluster(dir: &Path, guard: &mut Killer) -> Receiver<String> {
         }
     });
     rx
-}
-
-/// Waits for a line containing `what`; returns it. Every line read goes to `seen`.
-fn wait_line(
-    log: &Receiver<String>,
-    what: &str,
-    within: Duration,
-    seen: &mut Vec<String>,
-) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) => {
-                seen.push(l.clone());
-                if l.contains(what) {
-                    return l;
-                }
-            }
-            Err(_) => panic!("the cluster never printed {what:?}; it printed {seen:#?}"),
-        }
-    }
 }
 
 /// The seconds of a log line's `[  1.234 s]` stamp.

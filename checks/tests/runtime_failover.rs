@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{wait_exit, wait_until, Banner, Killer, EXE};
+use common::{wait_exit, wait_line, wait_until, Banner, Killer, EXE};
 use sixfold_impl::client::{Client, ClientError, ClusterClient, Discovery};
 use sixfold_impl::layout::WriterInfo;
 use std::collections::HashMap;
@@ -44,28 +44,6 @@ fn cluster(dir: &Path, extra: &[&str], guard: &mut Killer) -> (Banner, Receiver<
     let out = c.stdout.take().unwrap();
     guard.0.push(c);
     Banner::read_and_follow(out)
-}
-
-/// Waits for the cluster to log a line containing `what`; returns it.
-fn wait_log(
-    log: &Receiver<String>,
-    what: &str,
-    within: Duration,
-    seen: &mut Vec<String>,
-) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match log.recv_timeout(left) {
-            Ok(l) => {
-                seen.push(l.clone());
-                if l.contains(what) {
-                    return l;
-                }
-            }
-            Err(_) => panic!("the cluster never logged {what:?}; it logged {seen:#?}"),
-        }
-    }
 }
 
 fn start_load(dir: &Path, ops: u64, history: &Path, acked: &Path) -> Child {
@@ -170,15 +148,15 @@ fn kill_9_of_the_writer_fails_over_and_the_history_stays_linearizable() {
         libc::kill(banner.writer_pid(), libc::SIGKILL);
     }
     let killed = Instant::now();
-    let missed = wait_log(&log, "missed heartbeats", Duration::from_secs(5), &mut seen);
+    let missed = wait_line(&log, "missed heartbeats", Duration::from_secs(5), &mut seen);
     assert!(missed.contains("writer (epoch 1)") && missed.contains("lease expires at"));
-    wait_log(
+    wait_line(
         &log,
         "promoting writer epoch 2:",
         Duration::from_secs(5),
         &mut seen,
     );
-    let open = wait_log(
+    let open = wait_line(
         &log,
         "writer (epoch 2) recovered VDL=",
         Duration::from_secs(5),
@@ -240,9 +218,9 @@ fn a_partitioned_writer_is_fenced_and_serves_no_stale_reads() {
         .write(100, 1)
         .expect("epoch 1 serves before the partition");
 
-    let missed = wait_log(&log, "missed heartbeats", Duration::from_secs(8), &mut seen);
+    let missed = wait_line(&log, "missed heartbeats", Duration::from_secs(8), &mut seen);
     assert!(missed.contains("writer (epoch 1)"), "{missed}");
-    wait_log(
+    wait_line(
         &log,
         "promoting writer epoch 2:",
         Duration::from_secs(5),
@@ -253,7 +231,7 @@ fn a_partitioned_writer_is_fenced_and_serves_no_stale_reads() {
         Err(ClientError::NotWriter { .. }) => {}
         other => panic!("the zombie served a read after the promotion: {other:?}"),
     }
-    wait_log(
+    wait_line(
         &log,
         "writer (epoch 2) recovered",
         Duration::from_secs(5),
