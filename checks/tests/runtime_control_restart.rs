@@ -12,24 +12,17 @@
 
 mod common;
 
-use common::{wait_exit, wait_line, wait_until, Banner, Killer, EXE};
+use common::{scratch_dir, wait_exit, wait_line, wait_until, Banner, Killer, EXE};
 use sixfold_impl::client::{ClusterClient, Discovery};
 use sixfold_impl::control::{Timing, RUN_FILE};
 use sixfold_impl::host::GRANT_WINDOW;
 use sixfold_impl::layout::{WriterInfo, EPOCH_FILE};
 use sixfold_model::protocol::writer::LEASE;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sixfold-cr-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The wait a restarted control plane owes the previous one's leases.
 fn restart_wait() -> Duration {
@@ -155,7 +148,7 @@ fn first_run(dir: &Path, guard: &mut Killer) -> (u64, Banner) {
 /// the wait, read top to bottom; the helpers above already hold every step that stands alone.
 #[test]
 fn a_restarted_control_plane_waits_out_the_old_lease_before_promoting() {
-    let dir = temp_dir("crash");
+    let dir = scratch_dir("cr", "crash");
     let mut guard = Killer(vec![]);
     let (lsn, banner) = first_run(&dir, &mut guard);
 
@@ -250,7 +243,7 @@ fn a_restarted_control_plane_waits_out_the_old_lease_before_promoting() {
 
 #[test]
 fn after_a_clean_stop_the_next_control_plane_promotes_at_once() {
-    let dir = temp_dir("clean");
+    let dir = scratch_dir("cr", "clean");
     let mut guard = Killer(vec![]);
     let (lsn, _) = first_run(&dir, &mut guard);
     stop(&mut guard, 0);

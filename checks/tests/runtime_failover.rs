@@ -14,37 +14,13 @@
 
 mod common;
 
-use common::{wait_exit, wait_line, wait_until, Banner, Killer, EXE};
+use common::{scratch_dir, start_cluster, wait_exit, wait_line, wait_until, Killer, EXE};
 use sixfold_impl::client::{Client, ClientError, ClusterClient, Discovery};
 use sixfold_impl::layout::WriterInfo;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sixfold-fo-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Starts `sixfold cluster --dir DIR EXTRA…`; returns it (in the guard), its banner and its log.
-fn cluster(dir: &Path, extra: &[&str], guard: &mut Killer) -> (Banner, Receiver<String>) {
-    let mut c = Command::new(EXE)
-        .arg("cluster")
-        .arg("--dir")
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = c.stdout.take().unwrap();
-    guard.0.push(c);
-    Banner::read_and_follow(out)
-}
 
 fn start_load(dir: &Path, ops: u64, history: &Path, acked: &Path) -> Child {
     Command::new(EXE)
@@ -131,9 +107,9 @@ fn stop(guard: &mut Killer) {
 
 #[test]
 fn kill_9_of_the_writer_fails_over_and_the_history_stays_linearizable() {
-    let dir = temp_dir("kill");
+    let dir = scratch_dir("fo", "kill");
     let mut guard = Killer(vec![]);
-    let (banner, log) = cluster(&dir, &[], &mut guard);
+    let (banner, log) = start_cluster(&dir, &[], &mut guard);
     let mut seen = Vec::new();
     let (history, acked) = (dir.join("history.ndjson"), dir.join("acked.txt"));
     let mut load = start_load(&dir, 8000, &history, &acked);
@@ -198,11 +174,11 @@ fn kill_9_of_the_writer_fails_over_and_the_history_stays_linearizable() {
 /// fencing and the final checks, and the scenario reads top to bottom as the module doc tells it.
 #[test]
 fn a_partitioned_writer_is_fenced_and_serves_no_stale_reads() {
-    let dir = temp_dir("partition");
+    let dir = scratch_dir("fo", "partition");
     let mut guard = Killer(vec![]);
     // The first writer loses the control plane 1.5 s after it starts, and only the control
     // plane: it keeps its segments and its clients.
-    let (_banner, log) = cluster(
+    let (_banner, log) = start_cluster(
         &dir,
         &["--writer-faults", "partition=control@1500"],
         &mut guard,

@@ -21,21 +21,13 @@
 mod common;
 
 use common::{
-    lincheck_kv, restart_member, sixfold, wait_exit, wait_line, Answer, Banner, CliHistory, Killer,
-    EXE,
+    lincheck_kv, restart_member, scratch_dir, sixfold, start_cluster, wait_exit, wait_line, Answer,
+    CliHistory, Killer,
 };
 use sixfold_impl::layout::WriterInfo;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sixfold-zr-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: signalling a process this test started (or one its cluster started).
@@ -82,27 +74,18 @@ fn assert_reads(h: &mut CliHistory, dir: &str, key: u32, value: u64, lsn: u64) {
 /// One script, kept whole: its numbered steps are the module doc's, read top to bottom, and they
 /// share the cluster, the history and the acknowledged writes.
 fn zombie_after_segment_restarts(name: &str, restart: &[usize]) {
-    let dir = temp_dir(name);
+    let dir = scratch_dir("zr", name);
     let d = dir.to_str().unwrap().to_string();
     let trace = dir.join("run.ndjson");
     let mut guard = Killer(vec![]);
-    let mut c = Command::new(EXE)
-        .args([
-            "cluster",
-            "--dir",
-            &d,
-            "--writer-faults",
-            "partition=control@2500",
-        ])
-        .arg("--trace")
-        .arg(&trace)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = c.stdout.take().unwrap();
-    guard.0.push(c);
-    let (banner, log) = Banner::read_and_follow(out);
+    let trace_arg = trace.to_str().unwrap();
+    let extra = [
+        "--writer-faults",
+        "partition=control@2500",
+        "--trace",
+        trace_arg,
+    ];
+    let (banner, log) = start_cluster(&dir, &extra, &mut guard);
     let mut seen = banner.0.clone();
     let zombie = WriterInfo::load(&dir).unwrap().unwrap();
     assert_eq!(zombie.epoch, 1);

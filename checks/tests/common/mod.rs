@@ -24,6 +24,35 @@ impl Drop for Killer {
     }
 }
 
+/// A fresh, empty scratch directory for test `name` of the test crate tagged `tag`.
+pub fn scratch_dir(tag: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sixfold-{tag}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `sixfold cluster --dir DIR EXTRA…` (into `guard`); returns its banner and, line by
+/// line, what it prints after it.
+pub fn start_cluster(
+    dir: &std::path::Path,
+    extra: &[&str],
+    guard: &mut Killer,
+) -> (Banner, mpsc::Receiver<String>) {
+    let mut c = std::process::Command::new(EXE)
+        .arg("cluster")
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sixfold cluster");
+    let out = c.stdout.take().expect("piped stdout");
+    guard.0.push(c);
+    Banner::read_and_follow(out)
+}
+
 /// Waits up to `within` for `child` to exit and returns its exit code; `None` (after killing
 /// it) if it did not.
 pub fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
