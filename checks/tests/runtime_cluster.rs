@@ -189,25 +189,15 @@ fn a_segment_sigkilled_mid_load_restarts_from_its_files_and_catches_up() {
     assert_eq!(cl.client().read(7).unwrap().value, v);
 }
 
-/// The `(start, end)` byte ranges of the frames of a segment log.
-fn frame_ends(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at + storage::FRAME_HEADER <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        let end = at + storage::FRAME_HEADER + len;
-        frames.push((at, end));
-        at = end;
-    }
-    frames
-}
-
-/// Whether one frame is a save that added the record with this LSN.
-fn holds_lsn(frame: &[u8], lsn: u64) -> bool {
-    match storage::decode_frames(frame).0.as_slice() {
-        [storage::Entry::Delta(d)] => d.records.iter().any(|r| r.lsn == lsn),
-        _ => false,
-    }
+/// Where the frame (one save) that added the record with this LSN ends in a segment log.
+fn end_of_save_of(log: &[u8], lsn: u64) -> Option<usize> {
+    storage::decode_frames(log)
+        .0
+        .into_iter()
+        .find_map(|(e, end)| match e {
+            storage::Entry::Delta(d) if d.records.iter().any(|r| r.lsn == lsn) => Some(end),
+            _ => None,
+        })
 }
 
 #[test]
@@ -222,11 +212,7 @@ fn a_corrupted_log_byte_is_caught_and_the_bad_record_is_never_served() {
     // Corrupt the last byte of the frame (one save) that holds record 10: only the crc can tell.
     let path = cl.log_file(0);
     let mut bytes = std::fs::read(&path).unwrap();
-    let end = frame_ends(&bytes)
-        .into_iter()
-        .find(|&(start, end)| holds_lsn(&bytes[start..end], 10))
-        .expect("record 10 on disk")
-        .1;
+    let end = end_of_save_of(&bytes, 10).expect("record 10 on disk");
     bytes[end - 1] ^= 0x08;
     std::fs::write(&path, &bytes).unwrap();
     let size = bytes.len();

@@ -170,9 +170,12 @@ fn decode_body(body: &[u8]) -> Result<Entry, String> {
     }
 }
 
-/// Decodes the frames of `bytes` up to the first bad one: the entries, and where and why
-/// decoding stopped if it did not reach the end.
-pub fn decode_frames(bytes: &[u8]) -> (Vec<Entry>, Option<(usize, String)>) {
+/// Where and why decoding stopped before the end: the offset of the bad frame, and the reason.
+pub type Stop = (usize, String);
+
+/// Decodes the frames of `bytes` up to the first bad one: each entry with the offset where its
+/// frame ends, and where and why decoding stopped if it did not reach the end.
+pub fn decode_frames(bytes: &[u8]) -> (Vec<(Entry, usize)>, Option<Stop>) {
     let mut entries = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
@@ -195,7 +198,7 @@ pub fn decode_frames(bytes: &[u8]) -> (Vec<Entry>, Option<(usize, String)>) {
             return (entries, Some((at, "checksum mismatch".into())));
         }
         match decode_body(body) {
-            Ok(e) => entries.push(e),
+            Ok(e) => entries.push((e, at + end)),
             Err(reason) => return (entries, Some((at, reason))),
         }
         at += end;
@@ -249,7 +252,7 @@ impl SegmentStore {
         }
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
         let mut disk = Log::default();
-        for e in &entries {
+        for (e, _) in &entries {
             e.apply(&mut disk);
         }
         let log = (!entries.is_empty()).then(|| disk.clone());
@@ -332,16 +335,12 @@ impl SegmentStore {
     pub fn rollback_to(&mut self, target: Option<&Log>) -> Result<bool, StorageError> {
         let bytes = std::fs::read(&self.path).map_err(io(&self.path))?;
         let (entries, _) = decode_frames(&bytes);
-        let (mut log, mut at, mut cut) = (Log::default(), 0usize, None);
-        if target.is_none() {
-            cut = Some((0, Log::default()));
-        }
-        for e in &entries {
+        let mut log = Log::default();
+        let mut cut = target.is_none().then(|| (0, Log::default()));
+        for (e, end) in &entries {
             e.apply(&mut log);
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-            at += FRAME_HEADER + len as usize;
             if Some(&log) == target {
-                cut = Some((at, log.clone()));
+                cut = Some((*end, log.clone()));
             }
         }
         let Some((offset, log)) = cut else {
