@@ -5,7 +5,7 @@ use clap::Args;
 use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::quorum::{Bounds, QuorumModel};
-use sixfold_model::protocol::config::{Config, Mutant};
+use sixfold_model::protocol::config::Mutant;
 use stateright::{Checker, HasDiscoveries};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -37,6 +37,17 @@ pub struct BoundArgs {
     /// does).
     #[arg(long)]
     pub gossip: bool,
+    /// Writer promotions in the `failover` model, one after another, each leaving the old
+    /// writer alive as a zombie [default: 1; 1..=3].
+    #[arg(long)]
+    pub failovers: Option<u64>,
+    /// Writes the app client may have outstanding at once [default: 1; 1..=4].
+    #[arg(long)]
+    pub inflight: Option<u64>,
+    /// How far the writer may allocate LSNs ahead of VDL, and the width of a recovery's
+    /// truncation [default: 8; 1..=64].
+    #[arg(long)]
+    pub lal: Option<u64>,
     /// A deliberately broken protocol variant (see `sixfold mutants`).
     #[arg(long, value_name = "NAME")]
     pub mutant: Option<Mutant>,
@@ -68,6 +79,8 @@ impl BoundArgs {
             lossy: self.lossy,
             spurious_timeouts: self.spurious_timeouts,
             gossip: self.gossip || d.gossip,
+            failovers: narrow("failovers", self.failovers, d.failovers)?,
+            inflight: narrow("inflight", self.inflight, d.inflight)?,
         })
     }
 }
@@ -89,6 +102,13 @@ pub struct CheckArgs {
     /// Depth-first search: less memory, symmetry reduction (the default without --mutant).
     #[arg(long)]
     pub dfs: bool,
+    /// Seeded random walks instead of an exhaustive search (not a proof: it looks for a
+    /// counterexample deeper than exhaustive search reaches, up to 20 M states).
+    #[arg(long, conflicts_with_all = ["dfs", "bfs"])]
+    pub simulate: bool,
+    /// The seed of the simulation's walks: one seed names one run [default: 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Symmetry reduction over interchangeable segments (DFS only; on by default with DFS).
     #[arg(long, conflicts_with = "no_symmetry")]
     pub symmetry: bool,
@@ -118,6 +138,7 @@ fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
 fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError> {
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     opts.bounds = args.bounds.bounds(model)?;
+    opts.lal = args.bounds.lal;
     if args.bfs {
         opts.strategy = Strategy::Bfs;
         opts.symmetry = false;
@@ -127,6 +148,14 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError>
         opts.strategy = Strategy::Dfs;
         opts.symmetry = true;
         opts.threads = 2;
+    }
+    if let Some(seed) = args.seed {
+        opts.seed = seed;
+    }
+    if args.simulate {
+        opts.strategy = Strategy::Simulation;
+        opts.symmetry = false;
+        opts.threads = 1;
     }
     if args.symmetry {
         opts.symmetry = true;
@@ -230,7 +259,7 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
     };
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     match args.bounds.bounds(model) {
-        Ok(b) => opts.bounds = b,
+        Ok(b) => (opts.bounds, opts.lal) = (b, args.bounds.lal),
         Err(e) => {
             eprintln!("sixfold explore: {e}");
             return ExitCode::from(2);
@@ -245,7 +274,7 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
         eprintln!("sixfold explore: cannot listen on {addr}: {e}; pick another --port");
         return ExitCode::from(2);
     }
-    let cfg = Config::new(opts.mutant);
+    let cfg = opts.config();
     match model {
         ModelKind::Quorum => serve(QuorumModel::new(cfg, opts.bounds), model, &opts, addr),
         ModelKind::Gossip => serve(
@@ -272,8 +301,10 @@ where
             .clone()
             .checker()
             .finish_when(HasDiscoveries::AnyOf([property].into()));
-        let found = match model.mutant_strategy() {
+        let found = match model.mutant_strategy(mutant) {
             Strategy::Bfs => builder.spawn_bfs().join().discovery(property),
+            // The explorer cannot replay a walk's discoveries: search exhaustively instead.
+            Strategy::Simulation => builder.spawn_dfs().join().discovery(property),
             Strategy::Dfs => builder
                 .symmetry_fn(M::canonical)
                 .spawn_dfs()

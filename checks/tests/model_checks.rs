@@ -64,6 +64,8 @@ fn symmetry_reduction_agrees_with_plain_search() {
         lossy: false,
         spurious_timeouts: false,
         gossip: false,
+        failovers: 0,
+        inflight: 1,
     };
     let mut reduced = ModelCheck::new(ModelKind::Quorum, None);
     reduced.bounds = bounds;
@@ -92,6 +94,8 @@ fn lossy_network_and_spurious_timeouts_keep_the_properties() {
         lossy: true,
         spurious_timeouts: true,
         gossip: false,
+        failovers: 0,
+        inflight: 1,
     };
     opts.out_dir = out_dir("lossy");
     let report = check(&opts);

@@ -487,6 +487,7 @@ impl<'s> Cluster<'s> {
             incumbent,
             strays: self.control.strays(),
             timing: self.control.timing(),
+            protocol: self.spec.protocol.config(),
         }
     }
 

@@ -10,8 +10,10 @@
 //!
 //! # The rule
 //! A writer may be promoted only once every lease an earlier writer may still hold has certainly
-//! ended (`sixfold_model::protocol::writer`: the lease is what stops an old writer serving reads; fencing
-//! only stops its writes). Leases come from three places, and the promotion waits for the latest
+//! ended (`sixfold_model::protocol::writer`: the lease is what stops an old writer serving reads;
+//! fencing only stops its writes). That rule is the model's, [`control::may_promote`], which the
+//! `failover` model asks and checks too; [`decide`] asks it with whether the latest of the bounds
+//! below has passed. Leases come from three places, and the promotion waits for the latest
 //! of their bounds:
 //!
 //! 1. **The writer this control plane appointed.** [`crate::control::ControlPlane::revoke`]
@@ -69,6 +71,8 @@
 
 use crate::control::{Health, Revoked, Timing};
 use crate::host::GRANT_WINDOW;
+use sixfold_model::protocol::config::Config;
+use sixfold_model::protocol::control;
 use sixfold_model::protocol::msg::{Epoch, FIRST_EPOCH};
 use sixfold_model::protocol::writer::LEASE;
 use std::time::Instant;
@@ -159,6 +163,9 @@ pub struct Facts {
     pub strays: Option<Instant>,
     /// The lease margin (clock-rate differences) and failure thresholds.
     pub timing: Timing,
+    /// The protocol in force: the promotion rule itself is the model's
+    /// ([`sixfold_model::protocol::control::may_promote`]), and a mutant may bend it.
+    pub protocol: Config,
 }
 
 /// What the control plane does next.
@@ -218,7 +225,7 @@ pub fn decide(f: &Facts) -> Decision {
         } => Some(t),
     };
     match own.max(others_bound(f)) {
-        Some(t) if f.now < t => Decision::WaitUntil(t),
+        Some(t) if !control::may_promote(&f.protocol, f.now >= t) => Decision::WaitUntil(t),
         _ => Decision::Promote,
     }
 }
@@ -246,6 +253,7 @@ mod tests {
             incumbent,
             strays: None,
             timing: Timing::default(),
+            protocol: Config::default(),
         }
     }
 

@@ -44,6 +44,9 @@ pub enum ActorSpec {
         writer: usize,
         /// The client's operations.
         script: Vec<Op>,
+        /// Writes it may have outstanding at once.
+        #[serde(default = "one")]
+        window: u8,
     },
 }
 
@@ -59,6 +62,7 @@ impl ActorSpec {
             Node::Client(c) => ActorSpec::Client {
                 writer: c.writer.into(),
                 script: c.script.clone(),
+                window: c.window,
             },
         }
     }
@@ -72,9 +76,14 @@ impl ActorSpec {
                 segments: segments.map(Id::from),
                 epoch: *epoch,
             }),
-            ActorSpec::Client { writer, script } => Node::Client(Client {
+            ActorSpec::Client {
+                writer,
+                script,
+                window,
+            } => Node::Client(Client {
                 writer: Id::from(*writer),
                 script: script.clone(),
+                window: *window,
             }),
         }
     }
@@ -82,6 +91,10 @@ impl ActorSpec {
 
 fn first_epoch() -> Epoch {
     FIRST_EPOCH
+}
+
+fn one() -> u8 {
+    1
 }
 
 /// The first line of a trace.

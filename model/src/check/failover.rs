@@ -1,18 +1,31 @@
-//! Model `failover`: the writer is replaced mid-stream; the old one may live on as a zombie.
+//! Model `failover`: the writer is replaced mid-stream, perhaps several times; each old one may
+//! live on as a zombie.
 //!
 //! # The system
 //! Six segments; the first writer (epoch 1) with the *app* client, which writes `writes` values
-//! one after another; a standby writer (epoch 2) with its own client, which writes one value and
-//! reads it back once the new writer is open. With `gossip`, segments that recovery leaves behind
-//! fill their gaps from peers (a segment pulls only when no Append or push is on its way to it:
-//! here gossip repairs what recovery left, the `gossip` model covers the races with late
-//! Appends).
+//! (up to `inflight` at once); `failovers` standby writers (epochs 2, 3, …), each with its own
+//! client. With one failover that client writes one value and reads it back; with a chain, it
+//! reads first and then writes: a read served right after a recovery, which a later recovery
+//! must not void. With `reads`, a reader client of the first writer starts at any moment (before
+//! or after commits, before or after promotions) and reads. With `gossip`, segments that
+//! recovery leaves behind fill their gaps from peers (a segment pulls only when no Append or
+//! push is on its way to it: here gossip repairs what recovery left, the `gossip` model covers
+//! the races with late Appends).
 //!
-//! At any moment the control plane may promote the standby ([`QuorumAction::Promote`], once): the
-//! old writer's lease runs out and the new writer starts recovery ([`crate::protocol::writer`]): a 3/6
-//! quorum read that fences as it goes (which three segments is a choice, explored in full), then
-//! it declares (VDL, VDL + LAL] void and opens; the new epoch and the truncation ride on its
-//! Appends.
+//! **The control plane** promotes the standbys one after another ([`QuorumAction::Promote`], at
+//! any moment, `failovers` times). Its rule ([`crate::protocol::control::may_promote`], the one
+//! the runtime's control plane asks too) makes it wait out the current writer's lease: the old
+//! writer's `Lease` timer fires, then the new writer starts recovery
+//! ([`crate::protocol::writer`]): a 3/6 quorum read that fences as it goes (which three
+//! segments is a choice, explored in full), then it declares (VDL, VDL + LAL] void and opens;
+//! the new epoch and the truncation ride on its Appends. **[choice]** The lease runs out in the
+//! same step as the promotion, not as a step of its own at an earlier moment: an earlier expiry
+//! only turns reads the old writer would have served into `NotWriter` refusals, which change no
+//! history, so every violation an early expiry allows is also reached with the latest one, and
+//! the separate step would only multiply the states. A mutant that promotes without waiting
+//! (`no-lease-wait`) is not in the catalogue yet: seeded walks did not reach its stale read (a
+//! reader of the old writer served after the new writer's commit, by one of the two segments
+//! that have not seen the new epoch) within a minute.
 //!
 //! **The zombie.** The old writer is not stopped. It keeps accepting and shipping writes (a writer
 //! that has not noticed, or a paused process that resumes: nothing but fencing stops those) and
@@ -20,16 +33,17 @@
 //! else. A writer that *crashes* mid-stream is the special case where the zombie never takes
 //! another step, which the unordered network already contains (any delivery may be delayed past
 //! the end of the run), so crashes of the writer need no action of their own. Reads are the one
-//! thing the lease guards: once promoted, the old writer answers `NotWriter` to new reads.
+//! thing the lease guards: once its lease has run out, the old writer answers `NotWriter` to new
+//! reads.
 //!
 //! Faults and bounds are those of the `quorum` model (segment crash-restarts, disk losses within
 //! AZ+1, optionally a lossy network and spurious timers): every property below is proven for all
-//! behaviours with up to `writes` writes on the old writer, one on the new, one failover, and the
-//! crash and loss budgets given.
+//! behaviours with up to `writes` writes on the old writer, one on each new one, `failovers`
+//! promotions, and the crash and loss budgets given.
 //!
 //! # Properties
 //! - **durability across failover** (always): every acknowledged commit is in the recovered volume
-//!   (the VDL the new writer keeps is at least the newest commit acknowledged before it declared
+//!   (the VDL each new writer keeps is at least the newest commit acknowledged before it declared
 //!   it), and, as in `quorum`, every acknowledged commit is on enough surviving segments;
 //! - **no stale commit** (always): no writer acknowledges a record above the VDL a newer epoch's
 //!   recovery kept, and no read returns a version older than a commit acknowledged before the read
@@ -39,25 +53,30 @@
 //! - **no resurrection** (always): no read returns a record a recovery voided (written by an older
 //!   epoch above the VDL it kept), and no segment holds, in memory or on disk, a record voided by a
 //!   truncation it knows of (so it cannot serve, acknowledge or gossip it);
+//! - **no voided read** (always): no recovery keeps less than the highest LSN a read has
+//!   returned: a value a client saw is never voided later (mutant `no-repair` breaks it with
+//!   two failovers; see the writer's repair rule);
 //! - **no uncommitted read** (always): as in `quorum`, with "committed" including what recovery
 //!   kept;
-//! - `sometimes`: **a failover completes** (the new writer acknowledges a commit), **a zombie write
+//! - `sometimes`: **a failover completes** (a new writer acknowledges a commit), **a zombie write
 //!   is refused** (a segment answers an old-epoch Append with `Fenced`), **a truncation happens**
 //!   (a segment drops a record because a truncation voids it).
 
 use crate::check::properties::{self, Judged};
-use crate::check::quorum::{Bounds, QuorumAction, QuorumModel, QuorumState, NEW_WRITER};
+use crate::check::quorum::{Bounds, QuorumAction, QuorumModel, QuorumState};
 use crate::protocol::config::{Config, SEGMENTS};
-use crate::protocol::msg::FIRST_EPOCH;
+use crate::protocol::msg::{Epoch, FIRST_EPOCH};
+use crate::protocol::topology::writer_id;
 use crate::protocol::writer::WriterState;
 use stateright::{Model, Path, Property};
 
-/// The standby writer's state, `None` until it is promoted.
-fn new_writer(s: &QuorumState) -> Option<&WriterState> {
-    if s.crashed[NEW_WRITER] {
+/// The state of the writer of `epoch`, `None` until it is promoted.
+fn writer(s: &QuorumState, epoch: Epoch) -> Option<&WriterState> {
+    let id = writer_id(epoch);
+    if s.crashed[id] {
         return None;
     }
-    s.actor_states[NEW_WRITER].as_writer()
+    s.actor_states[id].as_writer()
 }
 
 /// The failover model: the quorum model's actors plus a standby writer.
@@ -87,6 +106,8 @@ impl FailoverModel {
             lossy: false,
             spurious_timeouts: false,
             gossip: false,
+            failovers: 1,
+            inflight: 1,
         }
     }
 
@@ -97,6 +118,15 @@ impl FailoverModel {
         Bounds {
             writes: 2,
             gossip: true,
+            ..Self::default_bounds()
+        }
+    }
+
+    /// The bounds of a failover chain: two promotions, so that a read served right after the
+    /// first recovery meets a second recovery that may void it.
+    pub fn chain_bounds() -> Bounds {
+        Bounds {
+            failovers: 2,
             ..Self::default_bounds()
         }
     }
@@ -126,7 +156,9 @@ impl Model for FailoverModel {
     fn next_state(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
         let mut next = self.quorum.next_state(last, action)?;
         let mut history = std::mem::take(&mut next.history);
-        history.observe_writer_step(FIRST_EPOCH + 1, new_writer(last), new_writer(&next));
+        for epoch in FIRST_EPOCH + 1..FIRST_EPOCH + self.quorum.topology.writers {
+            history.observe_writer_step(epoch, writer(last, epoch), writer(&next, epoch));
+        }
         next.history = history;
         if !next.history.truncated {
             let dropped = (0..SEGMENTS).any(|i| {

@@ -80,6 +80,8 @@ impl GossipModel {
             lossy: false,
             spurious_timeouts: false,
             gossip: true,
+            failovers: 0,
+            inflight: 1,
         };
         let mut quorum = QuorumModel::new(cfg, bounds);
         quorum.inner = quorum.inner.record_msg_out(record_out);

@@ -211,6 +211,12 @@ pub const FAILOVER: &[Prop] = &[
         ),
         &[Mutant::NoTruncation, Mutant::GossipIgnoresTruncation],
     ),
+    catching(
+        prop("no voided read", Kind::Always, "ghost", |v| {
+            !v.ghost.voided_read
+        }),
+        &[Mutant::NoRepair],
+    ),
     prop("no uncommitted read", Kind::Always, "ghost", |v| {
         !v.ghost.uncommitted_read
     }),

@@ -51,6 +51,7 @@ use crate::check::properties::{self, Judged};
 use crate::protocol::actor::{Node, NodeState};
 use crate::protocol::client::{Client, Op};
 use crate::protocol::config::{Config, READ_QUORUM, SEGMENTS};
+use crate::protocol::control;
 use crate::protocol::effects::Choice;
 use crate::protocol::effects::{NodeStorage, NodeTimer};
 use crate::protocol::msg::{Epoch, Lsn, Msg, Record, ReqId, FIRST_EPOCH};
@@ -137,6 +138,11 @@ pub struct Bounds {
     pub spurious_timeouts: bool,
     /// Whether segments repair gaps by gossip (the `failover` model; `gossip` always does).
     pub gossip: bool,
+    /// Promotions the control plane may make, each to a writer of the next epoch (the
+    /// `failover` model: 1 to 3; 0 elsewhere).
+    pub failovers: u8,
+    /// Writes the app client may have outstanding at once (at least 1).
+    pub inflight: u8,
 }
 
 impl Bounds {
@@ -162,6 +168,8 @@ impl Default for Bounds {
             lossy: false,
             spurious_timeouts: false,
             gossip: false,
+            failovers: 0,
+            inflight: 1,
         }
     }
 }
@@ -202,8 +210,16 @@ pub struct Ghost {
     pub drops: u8,
     /// A gossip push filled (part of) a gap.
     pub gossip_filled: bool,
-    /// The newest recovery: its epoch and the VDL it kept (set when the new writer opens).
-    pub recovered: Option<(Epoch, Lsn)>,
+    /// Every recovery so far, oldest first: its epoch and the VDL it kept (noted when the new
+    /// writer opens).
+    pub recoveries: Vec<(Epoch, Lsn)>,
+    /// The epochs (as a bitset) whose writer has acknowledged a commit: their recovery is
+    /// established, its truncation on a write quorum with that commit.
+    pub established: u8,
+    /// The highest LSN a read has returned.
+    pub read_high: Lsn,
+    /// A recovery voided a record a read had returned.
+    pub voided_read: bool,
     /// A recovery kept less than what had been acknowledged (durability across failover).
     pub lost_commit: bool,
     /// A superseded writer acknowledged a record above what the recovery kept.
@@ -216,8 +232,8 @@ pub struct Ghost {
     pub zombie_refused: bool,
     /// A segment dropped a record because a truncation voided it.
     pub truncated: bool,
-    /// The control plane has promoted the new writer.
-    pub promoted: bool,
+    /// Writers the control plane has promoted so far.
+    pub promotions: u8,
 }
 
 /// The state of the quorum model: stateright's actor-system state with our ghost history.
@@ -232,9 +248,14 @@ pub enum QuorumAction {
     Restart(Id),
     /// The segment's disk is gone for good.
     LoseDisk(Id),
-    /// The control plane promotes the new writer: the old writer's lease has run out (its
-    /// `Lease` timer fires) and the new writer starts, in the next epoch.
-    Promote,
+    /// The control plane promotes this standby writer, in the next epoch. Its rule
+    /// ([`control::may_promote`]) makes it wait out the current writer's lease first: the old
+    /// writer's `Lease` timer fires, then the new writer starts. Under `no-lease-wait` it does
+    /// not wait (no mutant does so yet), and the old writer keeps its lease.
+    Promote(Id),
+    /// The reader client starts and issues its first read (at any moment after the first
+    /// commit, so that a stale read is possible).
+    StartReader(Id),
 }
 
 /// The quorum model: an `ActorModel` of the protocol wrapped to add disk loss and to confine
@@ -249,8 +270,11 @@ pub struct QuorumModel {
     pub gossip: bool,
     /// The model's name in trace headers.
     pub name: &'static str,
-    /// Whether a standby writer ([`NEW_WRITER`]) waits to be promoted (the `failover` model).
+    /// Whether standby writers ([`NEW_WRITER`] and after) wait to be promoted (the `failover`
+    /// model).
     pub failover: bool,
+    /// The reader client's actor id, if it has reads to make (it is down until it starts).
+    pub reader: Option<usize>,
     /// Who is who: the writers, then the clients (app, reader, and in `failover` the new app).
     pub topology: Topology,
 }
@@ -263,9 +287,8 @@ impl Ghost {
         match msg {
             Msg::WriteOk { lsn, epoch, .. } => {
                 h.committed = h.committed.max(*lsn);
-                if let Some((e, kept)) = h.recovered {
-                    h.stale_commit |= *epoch < e && *lsn > kept;
-                }
+                h.stale_commit |= h.voids(*epoch, *lsn, false);
+                h.established |= 1 << (*epoch).min(7);
                 h.failover_commit |= *epoch > FIRST_EPOCH;
             }
             Msg::Fenced { lsn: Some(_), .. } if !h.zombie_refused => h.zombie_refused = true,
@@ -278,10 +301,8 @@ impl Ghost {
             Msg::ReadReply {
                 version: Some(v), ..
             } => {
-                let kept = h.recovered.map_or(0, |(_, kept)| kept);
-                let resurrected = h
-                    .recovered
-                    .is_some_and(|(e, _)| v.epoch < e && v.lsn > kept);
+                let kept = h.recoveries.iter().max().map_or(0, |&(_, kept)| kept);
+                let resurrected = h.voids(v.epoch, v.lsn, true);
                 let uncommitted = v.lsn > h.committed.max(kept);
                 if !resurrected && !uncommitted {
                     return None;
@@ -296,6 +317,7 @@ impl Ghost {
                     .position(|r| r.client == dst && r.req == *req)?;
                 let read = h.open_reads.remove(at);
                 h.stale_read |= version.lsn < read.floor;
+                h.read_high = h.read_high.max(version.lsn);
                 h.committed_read |= version.lsn > 0 && version.lsn <= h.committed;
             }
             _ => return None,
@@ -307,9 +329,28 @@ impl Ghost {
     /// an older writer acknowledges above `vdl` is a real commit, and if something above it had
     /// already been acknowledged, the recovery lost it. The `failover` model and replay both call
     /// this when they see a writer of a later epoch than the first open.
+    /// A recovery that completes after a newer epoch's is superseded: its writer has lost its
+    /// lease and cannot commit, and newer writers' Appends make segments forget its truncation
+    /// ([`crate::protocol::log::Log::adopt`]), so it decides nothing about what is kept.
     pub fn observe_recovery(&mut self, epoch: Epoch, vdl: Lsn) {
-        self.recovered = Some((epoch, vdl));
-        self.lost_commit |= self.committed > vdl;
+        let superseded = self.recoveries.iter().any(|&(e, _)| e > epoch);
+        self.recoveries.push((epoch, vdl));
+        if !superseded {
+            self.lost_commit |= self.committed > vdl;
+            self.voided_read |= self.read_high > vdl;
+        }
+    }
+
+    /// Whether some recovery voided the LSN `lsn` as written in `epoch`: a later epoch's
+    /// recovery kept less than `lsn` (with `established`, only a recovery whose writer has
+    /// acknowledged a commit). A recovery whose writer dies before any commit may have left
+    /// its truncation on no segment, and a later recovery that does not learn of it keeps what
+    /// it finds: harmless, since that writer acknowledged nothing and served reads only at or
+    /// below the VDL it kept, so no client saw anything that depends on the range being void.
+    fn voids(&self, epoch: Epoch, lsn: Lsn, established: bool) -> bool {
+        self.recoveries.iter().any(|&(e, kept)| {
+            epoch < e && lsn > kept && (!established || self.established & 1 << e.min(7) != 0)
+        })
     }
 
     /// Observes one step of the writer of `epoch`, from `before` to `after` (`None` while it is
@@ -361,9 +402,10 @@ impl QuorumModel {
         Self::build(cfg, bounds, false)
     }
 
-    /// The same system with a standby writer ([`NEW_WRITER`], epoch 2) that the control plane
-    /// may promote once, and its client (the third), which writes one value and reads it
-    /// back. The old writer stays up as a zombie (see [`crate::check::failover`]).
+    /// The same system with `bounds.failovers` standby writers ([`NEW_WRITER`], epoch 2, and
+    /// after) that the control plane promotes one after another, each with its client, which
+    /// reads, writes one value and reads it back. Superseded writers stay up as zombies (see
+    /// [`crate::check::failover`]).
     pub fn with_failover(cfg: Config, bounds: Bounds) -> Self {
         Self::build(cfg, bounds, true)
     }
@@ -378,39 +420,48 @@ impl QuorumModel {
             .filter(|o| !(failover && matches!(o, Op::Read(_))))
             .collect();
         let reader_script = vec![Op::Read(0); bounds.reads as usize];
+        let writers = if failover { 1 + bounds.failovers.max(1) } else { 1 };
 
         let mut inner = ActorModel::new(cfg, Ghost::default())
             .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode::new(cfg))))
-            .actor(Node::Writer(Writer {
-                cfg,
-                segments,
-                epoch: FIRST_EPOCH,
+            .actors((0..writers).map(|n| {
+                Node::Writer(Writer {
+                    cfg,
+                    segments,
+                    epoch: FIRST_EPOCH + Epoch::from(n),
+                })
             }));
-        if failover {
-            inner = inner.actor(Node::Writer(Writer {
-                cfg,
-                segments,
-                epoch: FIRST_EPOCH + 1,
-            }));
-        }
         inner = inner.actor(Node::Client(Client {
             writer,
             script: app_script,
+            window: bounds.inflight,
         }));
-        if bounds.reads > 0 || failover {
+        let reader = (bounds.reads > 0 || failover).then(|| inner.actors.len());
+        if reader.is_some() {
             inner = inner.actor(Node::Client(Client {
                 writer,
                 script: reader_script,
+                window: 1,
             }));
         }
-        if failover {
-            let value = 10 * (u64::from(bounds.writes) + 1);
+        for n in 1..writers {
+            // With a chain of failovers, each new writer's client reads, then writes: a read
+            // served right after recovery, which a later recovery must not void (the case the
+            // repair rule exists for). With one failover nothing comes later to void it, and
+            // the client writes, then reads its write back, as the runtime's clients do.
+            let value = 10 * (u64::from(bounds.writes) + u64::from(n));
+            let script = if writers > 2 {
+                vec![Op::Read(0), Op::Write(0, value)]
+            } else {
+                vec![Op::Write(0, value), Op::Read(0)]
+            };
             inner = inner.actor(Node::Client(Client {
-                writer: Id::from(NEW_WRITER),
-                script: vec![Op::Write(0, value), Op::Read(0)],
+                writer: Id::from(writer_id(FIRST_EPOCH + Epoch::from(n))),
+                script,
+                window: 1,
             }));
         }
-        let writers = if failover { 2 } else { 1 };
+        let writers = Epoch::from(writers);
         let topology = Topology {
             writers,
             clients: inner.actors.len() - writer_id(FIRST_EPOCH + writers),
@@ -433,6 +484,7 @@ impl QuorumModel {
             gossip: failover && bounds.gossip,
             name: if failover { "failover" } else { "quorum" },
             failover,
+            reader: reader.filter(|_| bounds.reads > 0),
             topology,
         }
     }
@@ -473,8 +525,9 @@ impl QuorumModel {
     }
 
     /// Messages whose delivery can never change anything again: a late `SclReport` to a writer
-    /// that has opened, a `Fenced` to a writer already deposed, a
-    /// `NotWriter` (the scripted clients do not redirect). Stateright leaves a message whose
+    /// that has opened, a `Fenced` to a writer already deposed, a `NotWriter` (the scripted
+    /// clients do not redirect), a repair answer the writer no longer waits for, an ack that
+    /// reports no more than the writer already knows. Stateright leaves a message whose
     /// delivery is a no-op in the network, so without this, states would differ only in such dead
     /// letters.
     fn forget_dead_letters(mut state: QuorumState) -> QuorumState {
@@ -487,6 +540,13 @@ impl QuorumModel {
                 (Msg::NotWriter { .. }, _) => true,
                 (Msg::SclReport { .. }, Some(w)) => w.opening.is_none(),
                 (Msg::Fenced { .. }, Some(w)) => w.deposed,
+                (Msg::GossipPush { .. }, Some(w)) => !w.repairing && w.opening.is_none(),
+                // The writer's bookkeeping of a segment's SCL only grows here (segments never
+                // lose what they acked but by losing their disk for good), so an ack at or
+                // below it can never count again.
+                (Msg::Ack { scl, .. }, Some(w)) => usize::from(e.src) < SEGMENTS
+                    && w.opening.is_none()
+                    && *scl <= w.scl[usize::from(e.src)],
                 _ => false,
             }
         };
@@ -502,6 +562,16 @@ impl QuorumModel {
             .as_writer()
             .and_then(|w| w.opening.map(|answered| w.queried & !answered))
             .is_some_and(|waiting| waiting & state.history.lost != 0)
+    }
+
+    /// The control plane's move in the `failover` model: while standbys are left, promote the
+    /// next one.
+    fn control_actions(&self, state: &QuorumState, actions: &mut Vec<QuorumAction>) {
+        let promoted = Epoch::from(state.history.promotions);
+        if self.failover && promoted + 1 < self.topology.writers {
+            let next = writer_id(FIRST_EPOCH + promoted + 1);
+            actions.push(QuorumAction::Promote(Id::from(next)));
+        }
     }
 
     /// Whether every committed LSN is on enough surviving segments (see [`Ghost::durable`]).
@@ -525,10 +595,13 @@ impl QuorumModel {
                     vec![ActorModelAction::Crash(id), ActorModelAction::Recover(id)]
                 }
                 QuorumAction::LoseDisk(id) => vec![ActorModelAction::Crash(id)],
-                QuorumAction::Promote => vec![
-                    ActorModelAction::Timeout(Id::from(WRITER), NodeTimer::Lease),
-                    ActorModelAction::Recover(Id::from(NEW_WRITER)),
+                QuorumAction::Promote(id) if !control::may_promote(self.cfg(), false) => vec![
+                    ActorModelAction::Timeout(Id::from(usize::from(id) - 1), NodeTimer::Lease),
+                    ActorModelAction::Recover(id),
                 ],
+                QuorumAction::Promote(id) | QuorumAction::StartReader(id) => {
+                    vec![ActorModelAction::Recover(id)]
+                }
             })
             .collect();
         Path::from_actions(&self.inner, init, &actions)
@@ -541,13 +614,15 @@ impl Model for QuorumModel {
 
     fn init_states(&self) -> Vec<QuorumState> {
         let mut states = self.inner.init_states();
-        if self.failover {
-            // The standby writer is down until promoted: nothing of its start survives.
-            for s in &mut states {
-                s.crashed[NEW_WRITER] = true;
-                s.timers_set[NEW_WRITER].cancel_all();
-                s.random_choices[NEW_WRITER].map.clear();
-                s.network = rebuilt(&s.network, |e| usize::from(e.src) != NEW_WRITER);
+        // The standby writers are down until promoted, the reader until it starts: nothing of
+        // their start survives.
+        let standbys = writer_id(FIRST_EPOCH + 1)..writer_id(FIRST_EPOCH + self.topology.writers);
+        for s in &mut states {
+            for id in standbys.clone().chain(self.reader) {
+                s.crashed[id] = true;
+                s.timers_set[id].cancel_all();
+                s.random_choices[id].map.clear();
+                s.network = rebuilt(&s.network, |e| usize::from(e.src) != id);
             }
         }
         states
@@ -573,8 +648,13 @@ impl Model for QuorumModel {
                 })
                 .map(QuorumAction::Actor),
         );
-        if self.failover && !state.history.promoted {
-            actions.push(QuorumAction::Promote);
+        self.control_actions(state, actions);
+        // The reader starts once something is committed, so that its reads judge.
+        if let Some(r) = self
+            .reader
+            .filter(|&r| state.crashed[r] && state.history.committed > 0)
+        {
+            actions.push(QuorumAction::StartReader(Id::from(r)));
         }
         for i in (0..SEGMENTS).filter(|i| lost & (1 << i) == 0) {
             if state.history.crashes < self.bounds.crashes {
@@ -610,16 +690,23 @@ impl Model for QuorumModel {
                 let next = self.inner.next_state(last, a)?;
                 Some(Self::forget_dead_letters(Self::forget_lost(next)))
             }
-            QuorumAction::Promote => {
-                let expired = self.inner.next_state(
-                    last,
-                    ActorModelAction::Timeout(Id::from(WRITER), NodeTimer::Lease),
-                )?;
-                let mut next = self
-                    .inner
-                    .next_state(&expired, ActorModelAction::Recover(Id::from(NEW_WRITER)))?;
-                next.history.promoted = true;
+            QuorumAction::Promote(id) => {
+                let old = Id::from(usize::from(id) - 1);
+                // The rule is asked whether it may promote before the lease has run out; if
+                // not, the control plane waits it out: the old writer's lease timer fires.
+                let at_once = control::may_promote(self.cfg(), false);
+                let expired = if at_once {
+                    last.clone()
+                } else {
+                    self.inner
+                        .next_state(last, ActorModelAction::Timeout(old, NodeTimer::Lease))?
+                };
+                let mut next = self.inner.next_state(&expired, ActorModelAction::Recover(id))?;
+                next.history.promotions += 1;
                 Some(Self::forget_lost(next))
+            }
+            QuorumAction::StartReader(id) => {
+                self.inner.next_state(last, ActorModelAction::Recover(id))
             }
             QuorumAction::LoseDisk(id) => {
                 let i = usize::from(id);
@@ -657,11 +744,17 @@ impl Model for QuorumModel {
             QuorumAction::Actor(a) => self.inner.format_action(a),
             QuorumAction::Restart(id) => format!("{} crashes and restarts", self.name(*id)),
             QuorumAction::LoseDisk(id) => format!("{} loses its disk for good", self.name(*id)),
-            QuorumAction::Promote => format!(
-                "control plane: {}'s lease runs out, {} is promoted",
-                self.name(Id::from(WRITER)),
-                self.name(Id::from(NEW_WRITER))
+            QuorumAction::Promote(id) if control::may_promote(self.cfg(), false) => format!(
+                "control plane promotes {} without waiting out {}'s lease",
+                self.name(*id),
+                self.name(Id::from(usize::from(*id) - 1))
             ),
+            QuorumAction::Promote(id) => format!(
+                "control plane: {}'s lease runs out, {} is promoted",
+                self.name(Id::from(usize::from(*id) - 1)),
+                self.name(*id)
+            ),
+            QuorumAction::StartReader(id) => format!("{} starts", self.name(*id)),
         }
     }
 
@@ -684,7 +777,9 @@ impl Model for QuorumModel {
                     storage: last.actor_storages[usize::from(id)].clone(),
                 },
             ),
-            QuorumAction::Promote => (Id::from(NEW_WRITER), Input::Start { storage: None }),
+            QuorumAction::Promote(id) | QuorumAction::StartReader(id) => {
+                (id, Input::Start { storage: None })
+            }
             QuorumAction::Actor(_) | QuorumAction::LoseDisk(_) => return None,
         };
         let i = usize::from(id);
@@ -768,7 +863,8 @@ impl QuorumModel {
             storages: vec![None; actors.len()],
             lines,
         };
-        for i in (0..actors.len()).filter(|&i| !(self.failover && i == NEW_WRITER)) {
+        let init = &self.init_states()[0];
+        for i in (0..actors.len()).filter(|&i| !init.crashed[i]) {
             rec.step(i, Input::Start { storage: None });
         }
         for action in path.clone().into_actions() {
@@ -794,14 +890,15 @@ impl QuorumModel {
                     rec.step(i, Input::Start { storage });
                 }
                 QuorumAction::LoseDisk(id) => rec.step(id.into(), Input::LoseDisk),
-                QuorumAction::Promote => {
-                    rec.step(
-                        WRITER,
-                        Input::Timer {
-                            timer: NodeTimer::Lease,
-                        },
-                    );
-                    rec.step(NEW_WRITER, Input::Start { storage: None });
+                QuorumAction::Promote(id) => {
+                    if !control::may_promote(self.cfg(), false) {
+                        let timer = NodeTimer::Lease;
+                        rec.step(usize::from(id) - 1, Input::Timer { timer });
+                    }
+                    rec.step(id.into(), Input::Start { storage: None })
+                }
+                QuorumAction::StartReader(id) => {
+                    rec.step(id.into(), Input::Start { storage: None })
                 }
             }
         }

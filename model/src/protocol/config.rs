@@ -5,6 +5,7 @@
 //! that the model checker and the runtime hand the *same* value to the *same* step functions and
 //! no rule is a constant scattered through the code.
 
+use crate::protocol::msg::Lsn;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -47,11 +48,14 @@ pub enum Mutant {
     GossipIgnoresTruncation,
     /// Recovery (volume open) trusts the SCLs of two segments instead of a read quorum of three.
     RecoverWith2,
+    /// A recovered writer serves reads at the recovered VDL at once, before the records up to
+    /// it are on a write quorum.
+    NoRepair,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 8] = [
+    pub const ALL: [Mutant; 9] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
@@ -60,6 +64,7 @@ impl Mutant {
         Mutant::NoTruncation,
         Mutant::GossipIgnoresTruncation,
         Mutant::RecoverWith2,
+        Mutant::NoRepair,
     ];
 
     /// The name used on the command line and in trace files.
@@ -73,6 +78,7 @@ impl Mutant {
             Mutant::NoTruncation => "no-truncation",
             Mutant::GossipIgnoresTruncation => "gossip-ignores-truncation",
             Mutant::RecoverWith2 => "recover-with-2",
+            Mutant::NoRepair => "no-repair",
         }
     }
 
@@ -87,6 +93,7 @@ impl Mutant {
             Mutant::NoTruncation => "recovery declares no truncation range above the VDL",
             Mutant::GossipIgnoresTruncation => "gossip copies records a truncation voided",
             Mutant::RecoverWith2 => "recovery reads the SCLs of 2 segments, not 3",
+            Mutant::NoRepair => "a recovered writer serves reads before its range is on 4 segments",
         }
     }
 }
@@ -134,6 +141,18 @@ pub struct Config {
     pub read_quorum: usize,
     /// The broken variant in force, if any.
     pub mutant: Option<Mutant>,
+    /// How far LSN allocation may run ahead of VDL (Aurora's LAL), in records; also the width
+    /// of the range a recovery voids. A model parameter: small values make back-pressure bind.
+    #[serde(default = "default_lal")]
+    pub lal: Lsn,
+}
+
+/// Aurora's LAL is ten million LSNs; the models and the runtime use a small one so that
+/// back-pressure and truncation ranges are visible.
+pub const DEFAULT_LAL: Lsn = 8;
+
+fn default_lal() -> Lsn {
+    DEFAULT_LAL
 }
 
 impl Config {
@@ -153,6 +172,7 @@ impl Config {
             write_quorum,
             read_quorum,
             mutant,
+            lal: DEFAULT_LAL,
         }
     }
 

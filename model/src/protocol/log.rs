@@ -112,10 +112,26 @@ impl Log {
         changed
     }
 
-    /// Adopt a writer's view of the volume: its epoch, if newer, and its truncations.
+    /// Adopt a writer's view of the volume: its epoch, if newer, and its truncations. A
+    /// writer of a newer epoch than the segment has seen brings the truncations that stand:
+    /// the segment forgets any older one it knew and the writer did not. Such a truncation was
+    /// declared by a writer superseded before it could commit (found by the `failover` model
+    /// with two failovers: writer 2 opens late, after writer 3 has recovered and served a read
+    /// of LSN 1, and its truncation, reaching a segment writer 3 never asked, voided LSN 1
+    /// there); every truncation on a write quorum is in the newer writer's list, since its
+    /// recovery read a quorum that meets it.
     pub fn adopt(&mut self, volume: &VolumeEpoch) -> bool {
+        let newer = volume.number > self.epoch;
         let raised = self.raise_epoch(volume.number);
-        self.learn(&volume.truncations) | raised
+        let stale = newer
+            && self
+                .truncations
+                .iter()
+                .any(|t| !volume.truncations.contains(t));
+        if stale {
+            self.truncations.retain(|t| volume.truncations.contains(t));
+        }
+        self.learn(&volume.truncations) | raised | stale
     }
 
     /// Adds a record; returns false if one with that LSN was already there or a known

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod effects;
 pub mod log;
 pub mod msg;

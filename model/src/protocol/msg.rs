@@ -24,23 +24,34 @@ fn first_epoch() -> Epoch {
     FIRST_EPOCH
 }
 
-/// LSNs `after < lsn <= upto` declared void by the recovery of `epoch`: whatever an older writer
-/// wrote there was never committed and must never be served, acknowledged or gossiped again.
-/// New LSNs start above the range, so the range holds no record of `epoch` or later.
+/// The recovery of `epoch` kept everything up to `after`: whatever an older writer wrote above
+/// it was never committed and must never be served, acknowledged or gossiped again. LSNs
+/// `after < lsn <= upto` hold no record at all (new LSNs start above them), so segments count
+/// them as complete when they compute SCL.
+///
+/// **Voiding is open-ended.** An older writer's record above `upto` is void too. The bounded
+/// range assumed no older writer allocates more than LAL above the recovered VDL, which a chain
+/// of failovers breaks: a recovered writer allocates above its own range, up to 2·LAL above the
+/// VDL it found, and a next recovery that finds the same VDL voids only LAL of it. The
+/// `failover` model found it with three failovers and two writes in flight: writers 2 and 3
+/// both recovered at VDL 0 and both allocated LSN 9; a segment holding writer 2's LSN 9 took
+/// writer 3's as a duplicate, acknowledged it, and kept the wrong value. No older epoch can
+/// have committed above `after` (a commit is on a write quorum, which the recovery read meets),
+/// so voiding all of it is safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Truncation {
     /// The epoch whose recovery declared it.
     pub epoch: Epoch,
     /// The VDL that recovery found: the last LSN kept.
     pub after: Lsn,
-    /// The last LSN voided (`after` + LAL: no older writer can have allocated beyond it).
+    /// The end of the range that holds no record (`after` + LAL).
     pub upto: Lsn,
 }
 
 impl Truncation {
-    /// Whether the range voids this record: it lies in the range and an older epoch wrote it.
+    /// Whether the recovery voids this record: an older epoch wrote it above the kept VDL.
     pub fn voids(&self, record: &Record) -> bool {
-        self.covers(record.lsn) && record.epoch < self.epoch
+        record.lsn > self.after && record.epoch < self.epoch
     }
 
     /// Whether the LSN lies in the range.

@@ -34,6 +34,23 @@
 //!   quorum together with the whole recovered prefix (an ack's SCL covers it), and until then the
 //!   writer serves reads at the recovered VDL only, where nothing was truncated. It saves a round
 //!   trip on failover and a fan-out of messages that multiplied the `failover` model's states.
+//! - **Repair before reads.** The recovered VDL is the highest SCL of three segments, and the
+//!   record there may sit on that one segment only (an old writer's record that reached one
+//!   segment before the failover). A read served at that VDL, followed by a second recovery
+//!   whose quorum misses that segment, would return a value the volume then voids: found by the
+//!   `failover` model with two failovers (mutant `no-repair`). So a writer serves reads only
+//!   once a write quorum's SCL, in its bookkeeping, covers its VDL ([`Writer::read_ready`]).
+//!   A read that comes earlier is held, and the writer repairs the range itself: it asks every
+//!   segment whose SCL covers the VDL for its records (`GossipPull`), and ships the first
+//!   answer's records up to VDL again, in its own epoch, to every segment not known to hold
+//!   them. Their acks raise the bookkeeping, and the held reads are then offered at VDL.
+//!   Writes need no such rule: a commit's acks already cover its whole prefix, and once one is
+//!   acknowledged reads are ready too. **[choice]** The repair starts with the first read that
+//!   must wait, not on opening (Aurora repairs before it opens): reads are what it protects,
+//!   and a writer whose first commit comes before any read never needs it, which keeps the
+//!   single-failover model at its old size.
+//!   **[choice]** The pull asks from LSN 1 in the models (whose logs hold a few records); see
+//!   [`REPAIR_SPAN`] for the runtime's bound.
 //! - **Fenced.** A segment that has seen a newer epoch answers `Fenced`; the writer is then
 //!   deposed: it refuses new requests with `NotWriter`.
 //! - **Lease.** Epochs fence writes, not reads: a single segment cannot tell that a newer writer
@@ -58,9 +75,6 @@ pub const OPEN_RETRY: Range<Duration> = Duration::from_millis(200)..Duration::fr
 
 /// How long a lease lasts without a `LeaseGrant`; the control plane renews it well before.
 pub const LEASE: Range<Duration> = Duration::from_millis(600)..Duration::from_millis(601);
-
-/// How far LSN allocation may run ahead of VDL (Aurora's LAL), in records.
-pub const LAL: Lsn = 8;
 
 impl Choice {
     /// The one segment the choice is about (`None` for a quorum).
@@ -88,6 +102,15 @@ impl Choice {
         self
     }
 }
+
+/// How far below the recovered VDL, in multiples of LAL, the repair asks for records. Every
+/// record more than LAL below an old writer's last LSN was on a write quorum when it allocated
+/// that LSN (its VDL ran at most LAL behind), so a recovery after one clean term needs at most
+/// LAL; a chain of recoveries that each died before repairing adds up to 2·LAL per link, and
+/// four links are covered. A span too short never breaks safety (reads wait for the range to
+/// be on a write quorum), only the liveness of reads. In the models, VDL never exceeds it, so
+/// the repair asks from LSN 1.
+pub const REPAIR_SPAN: Lsn = 8;
 
 /// The `choose_random` key of the open-widening choice.
 const OPEN_CHOICE: &str = "open";
@@ -124,6 +147,22 @@ pub struct WriterState {
     pub vdl: Lsn,
     /// Commits not yet acknowledged, in LSN order.
     pub commit_queue: Vec<Pending>,
+    /// Whether the writer still waits for the records of its recovered range, to ship them
+    /// again (see [`Writer::repair`]).
+    pub repairing: bool,
+    /// Reads that came before the writer's VDL was on a write quorum, in arrival order.
+    pub held: Vec<HeldRead>,
+}
+
+/// A client read the writer holds until it may serve reads ([`Writer::read_ready`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct HeldRead {
+    /// The client to answer.
+    pub client: Id,
+    /// The client's request number.
+    pub req: ReqId,
+    /// The key read.
+    pub key: Key,
 }
 
 /// Short on purpose (the explorer prints states with `{:?}`):
@@ -138,6 +177,12 @@ impl std::fmt::Debug for WriterState {
                 segments_in(answered)
             )?,
             None => write!(f, "open vdl={} last={}", self.vdl, self.last_lsn)?,
+        }
+        if self.repairing {
+            write!(f, " repairing")?;
+        }
+        if !self.held.is_empty() {
+            write!(f, " held={}", self.held.len())?;
         }
         if self.deposed {
             write!(f, " deposed")?;
@@ -206,6 +251,8 @@ impl Writer {
             scl: [0; SEGMENTS],
             vdl: 0,
             commit_queue: Vec::new(),
+            repairing: false,
+            held: Vec::new(),
         }
     }
 
@@ -245,11 +292,77 @@ impl Writer {
             let t = Truncation {
                 epoch: self.epoch,
                 after: vdl,
-                upto: vdl + LAL,
+                upto: vdl + self.cfg.lal,
             };
             st.truncations.push(t);
             st.last_lsn = t.upto;
         }
+    }
+
+    /// Start repairing the range up to VDL: ask every segment whose SCL covers it for its
+    /// records, to ship them again to the others (see the module doc).
+    fn repair(&self, st: &mut WriterState, o: &mut Out<impl Proto>) {
+        st.repairing = true;
+        for i in (0..SEGMENTS).filter(|&i| st.scl[i] >= st.vdl) {
+            let from = st.vdl.saturating_sub(REPAIR_SPAN * self.cfg.lal).max(1);
+            o.send(self.segments[i], Msg::GossipPull { from });
+        }
+    }
+
+    /// The first answer to the repair: ship every record of the recovered range to all six
+    /// segments again, in this writer's epoch; their acks raise the SCL bookkeeping until the
+    /// range is on a write quorum. Later answers change nothing.
+    fn on_repair_records(
+        &self,
+        state: &mut Cow<WriterState>,
+        records: Vec<Record>,
+        o: &mut Out<impl Proto>,
+    ) {
+        if !state.repairing {
+            return;
+        }
+        let st = state.to_mut();
+        st.repairing = false;
+        let volume = self.volume(st);
+        // Segments whose SCL already covers the range hold all of it.
+        let lacking: Vec<Id> = (0..SEGMENTS)
+            .filter(|&i| st.scl[i] < st.vdl)
+            .map(|i| self.segments[i])
+            .collect();
+        for record in records.into_iter().filter(|r| r.lsn <= st.vdl) {
+            o.broadcast(
+                &lacking,
+                &Msg::Append {
+                    record,
+                    volume: volume.clone(),
+                },
+            );
+        }
+    }
+
+    /// A read that must wait for the range up to VDL to reach a write quorum: hold it, and
+    /// start the repair unless one is under way.
+    fn hold_read(
+        &self,
+        state: &mut Cow<WriterState>,
+        client: Id,
+        req: ReqId,
+        key: Key,
+        o: &mut Out<impl Proto>,
+    ) {
+        let st = state.to_mut();
+        st.held.push(HeldRead { client, req, key });
+        if !st.repairing {
+            self.repair(st, o);
+        }
+    }
+
+    /// Whether reads may be served at VDL: only once a write quorum's SCL covers it. After a
+    /// recovery, VDL is the highest SCL of three segments, and the record there may sit on one
+    /// of them only; a read of it, followed by a second recovery whose quorum misses that
+    /// segment, would return a value the volume then voids. (Under `no-repair`, at once.)
+    pub fn read_ready(&self, st: &WriterState) -> bool {
+        self.cfg.is(Mutant::NoRepair) || self.pgcl(&st.scl) >= st.vdl
     }
 
     /// The LSN allocation may run LAL ahead of: VDL, or the end of this writer's own truncation
@@ -392,11 +505,14 @@ impl Writer {
             }
             Msg::Write { req, key, value } => self.on_write(state, src, req, key, value, o),
             Msg::Ack { scl, .. } => self.on_ack(state, src, scl, o),
+            Msg::GossipPush { records } => self.on_repair_records(state, records, o),
             Msg::Read { req, key } => {
                 if state.deposed || !state.lease {
                     o.send(src, Msg::NotWriter { req });
-                } else if state.is_open() {
+                } else if state.is_open() && self.read_ready(state) {
                     self.offer_read(&state.scl, src, req, key, state.vdl, o);
+                } else if state.is_open() {
+                    self.hold_read(state, src, req, key, o);
                 }
             }
             Msg::ReadReply {
@@ -465,7 +581,7 @@ impl Writer {
             o.send(src, Msg::NotWriter { req });
             return;
         }
-        if !state.is_open() || state.last_lsn + 1 > self.lal_floor(state) + LAL {
+        if !state.is_open() || state.last_lsn + 1 > self.lal_floor(state) + self.cfg.lal {
             return; // not open yet, or back-pressure: the request waits
         }
         let st = state.to_mut();
@@ -496,6 +612,11 @@ impl Writer {
         }
         let st = state.to_mut();
         st.scl[seg] = scl;
+        if !st.held.is_empty() && self.read_ready(st) {
+            for r in std::mem::take(&mut st.held) {
+                self.offer_read(&st.scl, r.client, r.req, r.key, st.vdl, o);
+            }
+        }
         let vdl = self.pgcl(&st.scl).min(st.last_lsn);
         if vdl > st.vdl {
             st.vdl = vdl;
