@@ -14,6 +14,7 @@
 //! - [`spec`]: the sequential specifications (register, cas-register, kv).
 //! - [`search`]: the search itself and the parallel partition driver.
 //! - [`html`]: a self-contained HTML visualization of a verdict.
+//! - [`generate`]: generated histories of the unique-value class, for tests and benchmarks.
 //!
 //! The `sixfold lincheck` subcommand (in the `sixfold-checks` crate) is a thin command line
 //! over [`load_checked`], [`check`] and [`html::render`]. With the `clap` feature, [`Spec`] and
@@ -23,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod generate;
 pub mod history;
 pub mod html;
 pub mod jepsen;
