@@ -105,6 +105,8 @@ struct Segment {
     f: u64,
     /// The latest call among its operations.
     s: u64,
+    /// The operation with that call (the last to be called).
+    late: u32,
 }
 
 /// One change to undo on backtracking.
@@ -232,7 +234,7 @@ impl<'a> ReadFrom<'a> {
                 (Phase::Guided(w, relaxed), Walked::Stuck(prefix, blocked)) => {
                     // Blame what the relaxation could not place if the guide was followed to its
                     // end, else what stopped the guided walk first.
-                    let done = w.guide.as_ref().is_some_and(|(g, k)| *k == g.len());
+                    let done = w.guide.as_ref().is_some_and(|(g, k)| *k >= g.len());
                     let blocked = if done && *relaxed != NONE {
                         *relaxed
                     } else {
@@ -622,7 +624,7 @@ impl Walk {
             heads.extend(self.optional_heads());
         }
         match heads.len() {
-            0 => Next::Stuck(self.horizon_op()),
+            0 => Next::Stuck(self.blame()),
             1 => Next::One(heads[0]),
             _ if !self.memo.insert(self.memo_key()) => Next::Seen,
             _ => Next::Many(heads),
@@ -655,6 +657,21 @@ impl Walk {
             }
         }
         out
+    }
+
+    /// The operation to blame when no block can come next. If the pending segment `G` with
+    /// the earliest return must go first but also after another one (its latest call comes
+    /// after that one's earliest return), it is the late operation of `G`: typically a stale
+    /// read. Otherwise the operation with the earliest return, where the walk is held up.
+    fn blame(&mut self) -> u32 {
+        let mut by_f = self.by_f.iter();
+        if let (Some(&(_, g1)), Some(&(f2, _))) = (by_f.next(), by_f.next()) {
+            let seg = &self.segments[g1 as usize];
+            if seg.s > f2 && seg.late != NONE && self.known[seg.late as usize] {
+                return seg.late;
+            }
+        }
+        self.horizon_op()
     }
 
     /// Released unknown-outcome writes (and cas from the current value) that no one observes:
@@ -911,6 +928,7 @@ fn segments(
             start,
             f: NEVER,
             s: 0,
+            late: NONE,
         };
         let mut x = start;
         let mut steps = 0;
@@ -923,8 +941,9 @@ fn segments(
             );
             for &i in members.chain((h != NONE).then_some(&h)) {
                 seg.f = seg.f.min(ret[i as usize]);
-                if !matches!(kind[i as usize], Kind::Fail(_)) {
-                    seg.s = seg.s.max(call[i as usize]);
+                if !matches!(kind[i as usize], Kind::Fail(_)) && call[i as usize] >= seg.s {
+                    seg.s = call[i as usize];
+                    seg.late = i;
                 }
             }
             x = values.link[x as usize];

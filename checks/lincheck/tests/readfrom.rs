@@ -423,8 +423,41 @@ mod lincheck {
                 };
                 assert_eq!(r.verdict, want, "seed {seed}, {stale} stale read(s)");
                 evidence_holds(&h, &r).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                if let Some((_, v)) = r.violation() {
+                    // The blame falls on the stale read: the one op that differs without it.
+                    p.stale_reads = 0;
+                    let clean = history(&p);
+                    assert_ne!(h.ops[v.blocked], clean.ops[v.blocked], "seed {seed}");
+                }
             }
         }
+    }
+
+    /// The HTML page of a violation the read-from procedure found still marks where it fails
+    /// and names the operation that cannot be placed.
+    #[test]
+    fn the_html_page_shows_where_a_stale_read_fails() {
+        let mut p = Params::new(Spec::CasRegister, 300, 8);
+        p.stale_reads = 1;
+        let h = history(&p);
+        let r = report(&h, Spec::CasRegister, Method::Auto);
+        let (_, v) = r.violation().expect("a stale read is a violation");
+        // The same seed without the stale read differs in that one read: the one blamed.
+        p.stale_reads = 0;
+        let clean = history(&p);
+        let stale: Vec<usize> = (0..h.ops.len())
+            .filter(|&i| h.ops[i] != clean.ops[i])
+            .collect();
+        assert_eq!(stale, vec![v.blocked]);
+        let page =
+            sixfold_lincheck::html::render(std::path::Path::new("gen"), Spec::CasRegister, &h, &r);
+        assert!(page.contains("fails here"));
+        let escaped = |s: String| s.replace('>', "&gt;").replace('"', "&quot;");
+        let blocked = escaped(h.ops[v.blocked].to_string());
+        assert!(
+            page.contains(&format!("<b>{blocked}</b> returns")),
+            "the page names {blocked}"
+        );
     }
 
     fn op(client: u64, call: u64, ret: Option<u64>, action: Action) -> Operation {
