@@ -1,9 +1,12 @@
-//! Speed benchmark of the linearizability checker on the public Jepsen histories and on a
-//! generated 10,000-operation kv history. Prints a markdown table of per-run times (median and
-//! best of several runs). Run with `cargo bench -p sixfold-lincheck --bench lincheck`.
+//! Speed benchmark of the linearizability checker on the public Jepsen histories, on a
+//! generated 10,000-operation kv history, and on generated cas-register histories of the
+//! unique-value class (issue 16). Prints a markdown table of per-run times (median and best of
+//! several runs). Run with `cargo bench -p sixfold-lincheck --bench lincheck`.
 
+use sixfold_lincheck::generate::{self, Params};
 use sixfold_lincheck::history::{Action, Format, History, Operation, Value};
-use sixfold_lincheck::{check, load_checked, CheckOptions, Spec, Verdict};
+use sixfold_lincheck::readfrom::applies;
+use sixfold_lincheck::{check, check_using, load_checked, CheckOptions, Method, Spec, Verdict};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -40,6 +43,36 @@ fn verdict(history: &History, spec: Spec) -> Verdict {
         time_limit: None,
     };
     check(history, &options).verdict
+}
+
+/// Checks with the search alone, whatever the class.
+fn search(history: &History, spec: Spec) {
+    let options = CheckOptions {
+        spec,
+        time_limit: None,
+    };
+    check_using(history, &options, Method::Search);
+}
+
+/// A cas-register history of the unique-value class: `ops` operations over `clients` clients,
+/// one in a hundred with its outcome lost, and `stale` stale reads.
+fn unique(ops: usize, clients: u64, stale: usize, seed: u64) -> History {
+    let mut p = Params::new(Spec::CasRegister, ops, clients);
+    p.unknown = ops / 100;
+    p.stale_reads = stale;
+    p.seed = seed;
+    generate::history(&p)
+}
+
+/// `count` such histories, every other one with one stale read, each with its verdict.
+fn unique_set(count: u64, ops: usize, clients: u64) -> Vec<(History, Verdict)> {
+    (1..=count)
+        .map(|seed| {
+            let stale = (seed % 2 == 0) as usize;
+            let want = [Verdict::Linearizable, Verdict::NotLinearizable][stale];
+            (unique(ops, clients, stale, seed), want)
+        })
+        .collect()
 }
 
 /// A kv history of `n` operations on `keys` keys from `clients` clients: a random sequential
@@ -135,6 +168,12 @@ struct Inputs {
     c50_ok: History,
     c50_bad: History,
     big: History,
+    u1k_ok: History,
+    u1k_bad: History,
+    u1k_set: Vec<(History, Verdict)>,
+    u500_set: Vec<(History, Verdict)>,
+    u100k_ok: History,
+    u100k_bad: History,
 }
 
 impl Inputs {
@@ -145,6 +184,12 @@ impl Inputs {
             c50_ok: load("kv/c50-ok.txt", Spec::Kv),
             c50_bad: load("kv/c50-bad.txt", Spec::Kv),
             big: generated(10_000, 10, 10),
+            u1k_ok: unique(1000, 16, 0, 1),
+            u1k_bad: unique(1000, 16, 1, 1),
+            u1k_set: unique_set(12, 1000, 16),
+            u500_set: unique_set(8, 500, 10),
+            u100k_ok: unique(100_000, 16, 0, 1),
+            u100k_bad: unique(100_000, 16, 1, 1),
         }
     }
 
@@ -156,6 +201,17 @@ impl Inputs {
         assert_eq!(verdict(&self.c50_ok, Spec::Kv), Verdict::Linearizable);
         assert_eq!(verdict(&self.c50_bad, Spec::Kv), Verdict::NotLinearizable);
         assert_eq!(verdict(&self.big, Spec::Kv), Verdict::Linearizable);
+        let set = self.u1k_set.iter().chain(&self.u500_set);
+        let pairs = [
+            (&self.u1k_ok, Verdict::Linearizable),
+            (&self.u1k_bad, Verdict::NotLinearizable),
+            (&self.u100k_ok, Verdict::Linearizable),
+            (&self.u100k_bad, Verdict::NotLinearizable),
+        ];
+        for (h, want) in set.map(|(h, v)| (h, *v)).chain(pairs) {
+            assert!(applies(Spec::CasRegister, h), "in the unique-value class");
+            assert_eq!(verdict(h, Spec::CasRegister), want);
+        }
     }
 
     /// Times each row and prints the markdown table, porcupine's times beside ours.
@@ -204,6 +260,8 @@ impl Inputs {
                 verdict(&self.big, Spec::Kv);
             }),
         );
+        self.print_search_rows();
+        self.print_unique_rows();
         row(
             "parse + check, all 102 etcd files",
             "-",
@@ -213,6 +271,72 @@ impl Inputs {
                     verdict(&h, Spec::CasRegister);
                 }
             }),
+        );
+    }
+
+    /// The rows of the unique-value class (issue 16); porcupine was not run on these.
+    fn print_unique_rows(&self) {
+        let cas = |h: &History| {
+            verdict(h, Spec::CasRegister);
+        };
+        let set = |s: &[(History, Verdict)]| {
+            for (h, _) in s {
+                verdict(h, Spec::CasRegister);
+            }
+        };
+        row(
+            "unique values: 1,000 ops, 16 clients, 10 unknown, linearizable",
+            "-",
+            time(|| cas(&self.u1k_ok)),
+        );
+        row(
+            "the same history with one stale read",
+            "-",
+            time(|| cas(&self.u1k_bad)),
+        );
+        row(
+            "unique values: 12 histories of 1,000 ops, 16 clients (6 with a stale read), in total",
+            "-",
+            time(|| set(&self.u1k_set)),
+        );
+        row(
+            "unique values: 8 histories of 500 ops, 10 clients (4 with a stale read), in total",
+            "-",
+            time(|| set(&self.u500_set)),
+        );
+        row(
+            "unique values: 100,000 ops, 16 clients, 1,000 unknown, linearizable",
+            "-",
+            time(|| cas(&self.u100k_ok)),
+        );
+        row(
+            "the same history with one stale read",
+            "-",
+            time(|| cas(&self.u100k_bad)),
+        );
+        row(
+            "unique values, 1,000 ops, 16 clients, linearizable: the search alone",
+            "-",
+            time(|| search(&self.u1k_ok, Spec::CasRegister)),
+        );
+    }
+
+    /// The public histories with the search alone (no class check, no dispatch), beside the
+    /// rows above, to show what the dispatch costs them.
+    fn print_search_rows(&self) {
+        row(
+            "all 102 etcd histories, the search alone",
+            "about 1.1 s",
+            time(|| {
+                for (h, _) in &self.etcd {
+                    search(h, Spec::CasRegister);
+                }
+            }),
+        );
+        row(
+            "kv c50-ok, the search alone",
+            "about 0.28 s",
+            time(|| search(&self.c50_ok, Spec::Kv)),
         );
     }
 }

@@ -6,6 +6,9 @@
 //! (set of linearized operations, model state) pair, splitting kv histories into independent
 //! per-key partitions (P-compositionality) that are checked in parallel, and collapsing
 //! interchangeable operations so that repeated identical writes do not multiply the search.
+//! Partitions whose written values are all unique (so every read names its write) are decided
+//! instead by [`readfrom`], which is O(n log n) on reads, writes and successful cas, and falls
+//! back to a pruned choice of block order only around failed cas.
 //!
 //! The pieces:
 //! - [`history`]: the operation type every format is parsed into, and sixfold's own NDJSON
@@ -13,7 +16,9 @@
 //! - [`jepsen`]: parsers for the Jepsen etcd console logs and kv EDN histories.
 //! - [`spec`]: the sequential specifications (register, cas-register, kv).
 //! - [`search`]: the search itself and the parallel partition driver.
+//! - [`readfrom`]: the much faster decision for partitions whose written values are unique.
 //! - [`html`]: a self-contained HTML visualization of a verdict.
+//! - [`generate`]: generated histories of the unique-value class, for tests and benchmarks.
 //!
 //! The `sixfold lincheck` subcommand (in the `sixfold-checks` crate) is a thin command line
 //! over [`load_checked`], [`check`] and [`html::render`]. With the `clap` feature, [`Spec`] and
@@ -23,14 +28,18 @@
 
 #![warn(missing_docs)]
 
+pub mod generate;
 pub mod history;
 pub mod html;
 pub mod jepsen;
+pub mod readfrom;
 pub mod search;
 pub mod spec;
 
 pub use history::{Action, Format, History, HistoryLine, HistoryWriter, Operation};
-pub use search::{check, CheckOptions, PartitionOutcome, PartitionReport, Report, Verdict};
+pub use search::{
+    check, check_using, CheckOptions, Method, PartitionOutcome, PartitionReport, Report, Verdict,
+};
 pub use spec::Spec;
 
 use std::path::{Path, PathBuf};

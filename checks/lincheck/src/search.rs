@@ -20,6 +20,7 @@
 //!   pending writes into k + 1.
 
 use crate::history::{History, Operation};
+use crate::readfrom::{unique_writes, ReadFrom};
 use crate::spec::{Partition, Spec, Step, Stepper, INITIAL};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -108,12 +109,27 @@ impl Report {
     }
 }
 
-/// Checks `history` for linearizability against `options.spec`. Partitions are searched in
+/// How a partition is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The read-from procedure ([`crate::readfrom`]) where every written value is unique, the
+    /// search elsewhere: what [`check`] does.
+    Auto,
+    /// Always the search, so that the read-from procedure can be tested and timed against it.
+    Search,
+}
+
+/// Checks `history` for linearizability against `options.spec`. Partitions are checked in
 /// parallel in fair slices (see `schedule`); the first violation cancels the others.
 pub fn check(history: &History, options: &CheckOptions) -> Report {
+    check_using(history, options, Method::Auto)
+}
+
+/// [`check`] with the choice of procedure made explicit.
+pub fn check_using(history: &History, options: &CheckOptions, method: Method) -> Report {
     let deadline = options.time_limit.map(|d| Instant::now() + d);
     let partitions = options.spec.partition(history);
-    let outcomes = schedule(options.spec, history, &partitions, deadline);
+    let outcomes = schedule(options.spec, method, history, &partitions, deadline);
     let partitions: Vec<PartitionReport> = partitions
         .into_iter()
         .zip(outcomes)
@@ -145,6 +161,7 @@ const FIRST_SLICE: u64 = 4096;
 /// goroutines); the first violation stops everything. Returns local outcomes by partition.
 fn schedule(
     spec: Spec,
+    method: Method,
     history: &History,
     partitions: &[Partition],
     deadline: Option<Instant>,
@@ -152,7 +169,7 @@ fn schedule(
     let cancel = AtomicBool::new(false);
     let results: Mutex<Vec<Option<PartitionOutcome>>> = Mutex::new(vec![None; partitions.len()]);
     // The queue holds (partition, its search if started, next slice).
-    type Turn<'h> = (usize, Option<Box<Search<'h>>>, u64);
+    type Turn<'h> = (usize, Option<Engine<'h>>, u64);
     let queue: Mutex<VecDeque<Turn<'_>>> = Mutex::new(
         (0..partitions.len())
             .map(|i| (i, None, FIRST_SLICE))
@@ -168,7 +185,7 @@ fn schedule(
         };
         let mut search = search.unwrap_or_else(|| {
             let ops = partitions[i].ops.iter().map(|&j| &history.ops[j]).collect();
-            Box::new(Search::new(spec, ops))
+            Engine::new(spec, method, ops)
         });
         match search.run(slice, deadline) {
             Some(outcome) => {
@@ -191,6 +208,31 @@ fn schedule(
         .into_iter()
         .map(|o| o.unwrap_or(PartitionOutcome::Cancelled))
         .collect()
+}
+
+/// The procedure deciding one partition.
+enum Engine<'a> {
+    Search(Box<Search<'a>>),
+    ReadFrom(Box<ReadFrom<'a>>),
+}
+
+impl<'a> Engine<'a> {
+    /// Compiles the partition once and picks the read-from procedure when it applies.
+    fn new(spec: Spec, method: Method, ops: Vec<&'a Operation>) -> Engine<'a> {
+        let stepper = Stepper::compile(spec, &ops);
+        if method == Method::Auto && unique_writes(&stepper, ops.len()) {
+            Engine::ReadFrom(Box::new(ReadFrom::new(ops, stepper)))
+        } else {
+            Engine::Search(Box::new(Search::new(ops, stepper)))
+        }
+    }
+
+    fn run(&mut self, budget: u64, deadline: Option<Instant>) -> Option<PartitionOutcome> {
+        match self {
+            Engine::Search(s) => s.run(budget, deadline),
+            Engine::ReadFrom(r) => r.run(budget, deadline),
+        }
+    }
 }
 
 /// Maps partition-local operation indices to history indices.
@@ -353,9 +395,8 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(spec: Spec, ops: Vec<&'a Operation>) -> Search<'a> {
+    fn new(ops: Vec<&'a Operation>, stepper: Stepper) -> Search<'a> {
         let n = ops.len();
-        let stepper = Stepper::compile(spec, &ops);
         let twin = twins(&ops, &stepper);
         let required = ops.iter().filter(|o| o.ret.is_some()).count();
         // Events sorted by time; the list is circular through the sentinel `head`.
@@ -496,7 +537,7 @@ impl<'a> Search<'a> {
 
 /// Builds the violation evidence for the deepest dead end: the state after the prefix and the
 /// operations that could have come next.
-fn explain(
+pub(crate) fn explain(
     ops: &[&Operation],
     stepper: &mut Stepper,
     prefix: Vec<usize>,
