@@ -57,9 +57,10 @@ impl Target {
     }
 
     /// Carries out `fault` (number `n`); returns what it did and the instant (load clock, ns)
-    /// after which a write must be acknowledged for it to count as healed.
+    /// after which a write must be acknowledged for it to count as healed: when it was carried
+    /// out, or later if it heals by itself (a partition's end).
     pub fn inject(&mut self, n: usize, fault: &Fault) -> Result<(Effect, u64), DriveError> {
-        let mut after = self.shared.now();
+        let mut after = 0;
         let effect = match fault {
             Fault::Kill { segs, down_ms } => self.kill(segs, *down_ms)?,
             Fault::KillWriter => self.kill_writer(None)?,
@@ -106,7 +107,7 @@ impl Target {
                 stranger_effect(&answer, *port, *frame)
             }
         };
-        Ok((effect, after))
+        Ok((effect, after.max(self.shared.now())))
     }
 
     /// kill -9 of `segs`, down for `down_ms`, then restarted from their disks.
@@ -121,9 +122,9 @@ impl Target {
             self.restart(s, &[])?;
         }
         let class = match (segs.len(), acked_while_down) {
-            (n, _) if n >= 3 => "restarted (writes stall with 3 of 6)",
-            (_, true) => "restarted, writes went on",
-            (_, false) => "restarted",
+            (n, _) if n >= 3 => "writes stalled with 3 of 6 up",
+            (_, true) => "writes went on",
+            (_, false) => "no write landed while down",
         };
         Ok(Effect::new(
             class,
@@ -347,7 +348,7 @@ fn stranger_effect(
     let (class, detail) = match answer {
         stranger::Answer::Error(r) => ("error frame", r.clone()),
         stranger::Answer::Closed => ("closed", String::new()),
-        stranger::Answer::Silence => ("no answer", String::new()),
+        stranger::Answer::Silence => ("no grant", String::new()),
         stranger::Answer::Accepted(f) => ("ACCEPTED", f.clone()),
     };
     let mut e = Effect::new(class, format!("{frame:?} to {port:?}: {detail}"));

@@ -80,6 +80,29 @@ pub fn await_event<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T,
     }
 }
 
+/// The first of nine consecutive free ports below the kernel's ephemeral range (so no outgoing
+/// connection is ever given one of them as its source port), tried from a place that depends on
+/// this process, so concurrent campaigns do not collide.
+fn port_base() -> Result<u16, DriveError> {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (first, slots) = (10_000u16, (low.saturating_sub(10_000) / 16).max(1));
+    let start = std::process::id() as u16 % slots;
+    (0..slots)
+        .map(|k| first + ((start + k) % slots) * 16)
+        .find(|&base| {
+            (base..base + 9)
+                .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)))
+                .collect::<Result<Vec<_>, _>>()
+                .is_ok()
+        })
+        .ok_or_else(|| DriveError::Timeout {
+            what: "nine free ports below the ephemeral range".into(),
+        })
+}
+
 /// One storage segment: its process, and the command that restarts it.
 pub struct Segment {
     /// Its process id.
@@ -129,6 +152,10 @@ impl Cluster {
         cmd.arg("--trace").arg(dir.join("run.ndjson"));
         if keep_trace {
             cmd.arg("--keep-trace");
+        } else {
+            // Members restart on their ports many times over: ports outside the ephemeral
+            // range, which an outgoing connection's source port may take while one is down.
+            cmd.args(["--port-base", &port_base()?.to_string()]);
         }
         if let Some(f) = writer_faults {
             cmd.args(["--writer-faults", f]);
