@@ -66,6 +66,14 @@ pub fn gone(pid: u32) -> bool {
     }
 }
 
+/// Waits until `addr` can be listened on. A killed process can look gone (its main thread a
+/// zombie) while its other threads still hold its sockets; its port is what a restart needs.
+pub fn await_free(addr: std::net::SocketAddr) -> Result<(), DriveError> {
+    await_event(&format!("{addr} to be free"), || {
+        std::net::TcpListener::bind(addr).ok().map(drop)
+    })
+}
+
 /// Polls `f` every 10 ms until it is `Some`, for at most [`PATIENCE`].
 pub fn await_event<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T, DriveError> {
     let deadline = Instant::now() + PATIENCE;
@@ -302,6 +310,7 @@ impl Cluster {
     /// Starts segment `id` again with its printed command and `extra` options; waits until it
     /// says it runs. Returns what it printed by then (its recovery lines).
     pub fn start_segment(&mut self, id: usize, extra: &[String]) -> Result<String, DriveError> {
+        await_free(self.layout.peers[id])?;
         let path = self
             .dir
             .join("logs")
@@ -351,6 +360,12 @@ impl Cluster {
         await_event("the crashed control plane's members to exit", || {
             pids.iter().all(|&p| gone(p)).then_some(())
         })?;
+        for &addr in self.layout.peers[..crate::campaign::SEGMENTS]
+            .iter()
+            .chain(&self.layout.control)
+        {
+            await_free(addr)?;
+        }
         Ok(self.started)
     }
 

@@ -196,7 +196,7 @@ fn client(shared: &Shared, stop: &AtomicBool, dir: PathBuf, w: u64, keys: u32, s
     let mut i = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let h = mix(seed, w, i);
-        let (key, read) = ((h % keys as u64) as u32, (h >> 32) % 3 != 0);
+        let (key, read) = ((h % keys as u64) as u32, !(h >> 32).is_multiple_of(3));
         if let Err(e) = shared.run_op(&mut c, id, key, read) {
             if !e.definitely_not_applied() {
                 id = shared.client_id();
