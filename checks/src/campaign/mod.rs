@@ -49,6 +49,10 @@ pub struct CampaignArgs {
     /// How many faults to inject.
     #[arg(long, default_value_t = 1000)]
     pub faults: usize,
+    /// Start at this fault of the seed's schedule (to rerun the faults around a failure:
+    /// `--first K --faults 2` runs faults K and K + 1).
+    #[arg(long, default_value_t = 0)]
+    pub first: usize,
     /// Stop drawing faults after this many seconds, even if fewer than --faults were injected
     /// (the summary says how many were).
     #[arg(long)]
@@ -70,9 +74,13 @@ pub struct CampaignArgs {
 
 /// Runs `sixfold campaign`.
 pub fn run(args: &CampaignArgs) -> ExitCode {
-    let faults = schedule(args.seed, args.faults);
+    let numbered: Vec<(usize, Fault)> = schedule(args.seed, args.first + args.faults)
+        .into_iter()
+        .enumerate()
+        .skip(args.first)
+        .collect();
     if args.dry_run {
-        for (n, f) in faults.iter().enumerate() {
+        for (n, f) in &numbered {
             println!("#{n:<4} {:<24} {f}", f.kind().name());
         }
         return ExitCode::SUCCESS;
@@ -82,14 +90,13 @@ pub fn run(args: &CampaignArgs) -> ExitCode {
         "campaign seed {} in {}: {} faults in rounds of {}, {} clients on {} keys",
         args.seed,
         args.dir.display(),
-        faults.len(),
+        numbered.len(),
         args.round.max(1),
         args.clients,
         args.keys
     );
     let t0 = Instant::now();
     let budget = args.seconds.map(Duration::from_secs);
-    let numbered: Vec<(usize, Fault)> = faults.iter().cloned().enumerate().collect();
     let mut rounds = Vec::new();
     for (r, chunk) in numbered.chunks(args.round.max(1)).enumerate() {
         let left = budget.map(|b| b.saturating_sub(t0.elapsed()));
@@ -110,7 +117,7 @@ pub fn run(args: &CampaignArgs) -> ExitCode {
             }
         }
     }
-    report(args, faults.len(), &rounds, t0.elapsed())
+    report(args, numbered.len(), &rounds, t0.elapsed())
 }
 
 /// Prints the table and the verdicts over every round; the exit status.
@@ -155,6 +162,14 @@ fn report(args: &CampaignArgs, scheduled: usize, rounds: &[Round], elapsed: Dura
             args.seed,
             kept.display()
         );
+        if let Some(r) = rounds.last() {
+            let from = r.done.first().map_or(args.first, |d| d.n);
+            let n = r.done.len() + usize::from(r.stuck.is_some());
+            println!(
+                "rerun that round: sixfold campaign --dir DIR --seed {} --first {from} --faults {n}",
+                args.seed
+            );
+        }
         ExitCode::from(1)
     }
 }
