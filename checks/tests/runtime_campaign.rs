@@ -1,7 +1,8 @@
 //! The short campaign CI runs: `sixfold campaign --seed 1 --faults 200` against real clusters
 //! must inject and heal every fault of the menu, lose no acknowledged write, record a
-//! linearizable history, replay its merged traces against the model, and see no panic; and a
-//! seed names one schedule.
+//! linearizable history, replay its merged traces against the model, and see no panic; a seed
+//! names one schedule; and the same campaign against a broken protocol (`read-any-node`, whose
+//! reads may go to a segment that is still refilling) fails, naming the seed and a fault.
 //!
 //! The campaign awaits every event it depends on (a printed line, a process gone, a member's
 //! "running", an acknowledged write, a disk holding an LSN); its only sleeps are the faults'
@@ -96,5 +97,38 @@ fn two_hundred_faults_lose_nothing() {
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
         .unwrap();
     assert!(acked > 300, "only {acked} acknowledged writes");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broken_protocol_fails_the_campaign_and_names_the_fault() {
+    let dir = scratch_dir("campaign", "mutant");
+    let d = dir.join("c");
+    let (code, out, _) = sixfold(&[
+        "campaign",
+        "--dir",
+        d.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--faults",
+        "25",
+        "--mutant",
+        "read-any-node",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: FAIL (seed 1;"), "{out}");
+    assert!(
+        out.contains("FAIL  history linearizable") || out.contains("FAIL  merged trace replays"),
+        "a stale read is caught by lincheck or replay:\n{out}"
+    );
+    assert!(out.contains("seed 1; the fault before it: #"), "{out}");
+    assert!(
+        out.contains("rerun that round: sixfold campaign --dir DIR --seed 1 --first 0 --faults 25"),
+        "{out}"
+    );
+    assert!(
+        d.join("round-0").join("run.ndjson").exists() && d.join("round-0/history.ndjson").exists(),
+        "a failed round keeps its trace and history"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 //! every segment's disk holds everything acknowledged by then.
 
 use super::disk::{self, DiskWatch};
-use super::processes::{await_event, gone, io, signal, Cluster, DriveError};
+use super::processes::{await_event, gone, io, signal, Cluster, DriveError, Launch};
 use super::workload::Shared;
 use sixfold_impl::schedule::{Fault, Port, WriterCut};
 use sixfold_impl::stranger;
@@ -41,8 +41,8 @@ pub struct Target {
     pub cluster: Option<Cluster>,
     /// Its directory.
     pub dir: PathBuf,
-    /// The `sixfold` binary.
-    pub exe: PathBuf,
+    /// How its clusters are started.
+    pub launch: Launch,
     /// The load.
     pub shared: std::sync::Arc<Shared>,
     /// What has been read of each segment's log.
@@ -258,7 +258,7 @@ impl Target {
         for d in &mut self.disks {
             d.reset();
         }
-        let mut c = Cluster::start(&self.dir, &self.exe, true, spec.as_deref(), started)?;
+        let mut c = Cluster::start(&self.dir, &self.launch, true, spec.as_deref(), started)?;
         let epoch = c.first_epoch;
         let mut until = self.shared.now();
         let class = match cut {

@@ -67,6 +67,10 @@ pub struct CampaignArgs {
     /// Keys the load writes and reads.
     #[arg(long, default_value_t = 6)]
     pub keys: u32,
+    /// Run a deliberately broken protocol variant (see `sixfold mutants`): the checks should
+    /// then fail.
+    #[arg(long, value_name = "NAME")]
+    pub mutant: Option<sixfold_model::protocol::config::Mutant>,
     /// Print the schedule and exit, without starting a cluster.
     #[arg(long)]
     pub dry_run: bool,

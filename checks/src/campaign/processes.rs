@@ -111,6 +111,15 @@ fn port_base() -> Result<u16, DriveError> {
         })
 }
 
+/// How every cluster of a campaign is started: the `sixfold` binary, and the protocol variant
+/// its members run (a mutant, to see the campaign's checks fail).
+pub struct Launch {
+    /// The `sixfold` binary.
+    pub exe: PathBuf,
+    /// `--mutant NAME` for every cluster, if any.
+    pub mutant: Option<String>,
+}
+
 /// One storage segment: its process, and the command that restarts it.
 pub struct Segment {
     /// Its process id.
@@ -146,7 +155,7 @@ impl Cluster {
     /// first writer to be open.
     pub fn start(
         dir: &Path,
-        exe: &Path,
+        launch: &Launch,
         keep_trace: bool,
         writer_faults: Option<&str>,
         started: usize,
@@ -155,8 +164,11 @@ impl Cluster {
         std::fs::create_dir_all(&logs).map_err(io(format!("create {}", logs.display())))?;
         let err_path = logs.join(format!("cluster-{started}.stderr"));
         let err = std::fs::File::create(&err_path).map_err(io(err_path.display().to_string()))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&launch.exe);
         cmd.arg("cluster").arg("--dir").arg(dir);
+        if let Some(m) = &launch.mutant {
+            cmd.args(["--mutant", m]);
+        }
         cmd.arg("--trace").arg(dir.join("run.ndjson"));
         if keep_trace {
             cmd.arg("--keep-trace");

@@ -2,7 +2,7 @@
 //! schedule, and its checks.
 
 use super::inject::{Effect, Target};
-use super::processes::{Cluster, DriveError};
+use super::processes::{Cluster, DriveError, Launch};
 use super::verdict::{self, Check, Done};
 use super::{workload, CampaignArgs, SEGMENTS};
 use sixfold_impl::schedule::Fault;
@@ -41,13 +41,16 @@ pub fn run(
     budget: Option<Duration>,
 ) -> Result<Round, DriveError> {
     let dir = args.dir.join(format!("round-{r}"));
-    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sixfold"));
-    let cluster = Cluster::start(&dir, &exe, false, None, 0)?;
+    let launch = Launch {
+        exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sixfold")),
+        mutant: args.mutant.map(|m| m.name().to_string()),
+    };
+    let cluster = Cluster::start(&dir, &launch, false, None, 0)?;
     let load = workload::Workload::start(&dir, args.clients, args.keys, args.seed ^ r as u64);
     let mut target = Target {
         cluster: Some(cluster),
         dir: dir.clone(),
-        exe,
+        launch,
         shared: load.shared.clone(),
         disks: (0..SEGMENTS).map(|_| Default::default()).collect(),
         seed: args.seed,
