@@ -82,6 +82,10 @@ pub struct ClusterArgs {
     /// Record every step; on shutdown merge the members' traces into this NDJSON file.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// With --trace: append to the members' traces an earlier run left in DIR/trace instead of
+    /// starting a fresh recording (a control plane restarted mid-recording).
+    #[arg(long, requires = "trace")]
+    pub keep_trace: bool,
     /// Slow these segments down (comma-separated ids) by --slow-ms per message.
     #[arg(long, value_delimiter = ',')]
     pub slow: Vec<usize>,
@@ -239,6 +243,7 @@ impl ClusterArgs {
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sixfold")),
             protocol: self.protocol.protocol(),
             trace: self.trace.clone(),
+            keep_trace: self.keep_trace,
             slow: self.slow.clone(),
             slow_ms: self.slow_ms,
             writer_faults: self.writer_faults.clone(),

@@ -34,6 +34,8 @@ enum Command {
     Client(sixfold_checks::cluster::ClientArgs),
     /// Replay a recorded trace against the model (exit 0 pass, 1 mismatch, 2 bad input).
     Replay(sixfold_checks::replay::ReplayArgs),
+    /// Run a seeded fault campaign against a real cluster and check what its clients saw.
+    Campaign(sixfold_checks::campaign::CampaignArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +49,6 @@ fn main() -> ExitCode {
         Command::Node(args) => sixfold_checks::cluster::run_node(&args),
         Command::Client(args) => sixfold_checks::cluster::run_client(&args),
         Command::Replay(args) => sixfold_checks::replay::run(&args),
+        Command::Campaign(args) => sixfold_checks::campaign::run(&args),
     }
 }

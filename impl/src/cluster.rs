@@ -79,6 +79,10 @@ pub struct ClusterSpec {
     /// Record every step: members write per-process traces under `DIR/trace`, to be merged into
     /// this file after the run. Both are removed at the start (a fresh recording).
     pub trace: Option<PathBuf>,
+    /// With `trace`: keep the per-member traces an earlier control plane left under `DIR/trace`
+    /// and let the members append to them, instead of a fresh recording (a control plane
+    /// restarted in the middle of a recorded run, as `sixfold campaign` does).
+    pub keep_trace: bool,
     /// Storage nodes that hold every inbound message for `slow_ms`.
     pub slow: Vec<usize>,
     /// The delay of the `slow` nodes, in ms.
@@ -453,7 +457,7 @@ impl<'s> Cluster<'s> {
                 path: spec.dir.join(RUN_FILE),
                 source,
             })?;
-        if let Some(t) = &spec.trace {
+        if let (Some(t), false) = (&spec.trace, spec.keep_trace) {
             // A fresh recording: per-member traces from an earlier run would not merge with it.
             let _ = std::fs::remove_dir_all(spec.dir.join(TRACE_DIR));
             let _ = std::fs::remove_file(t);
@@ -746,6 +750,7 @@ mod tests {
             exe: PathBuf::from("/bin/sixfold"),
             protocol: Protocol::default(),
             trace: None,
+            keep_trace: false,
             slow: Vec::new(),
             slow_ms: 50,
             writer_faults: None,

@@ -19,7 +19,7 @@ use serde_json::Value;
 use sixfold_model::protocol::effects::NodeStorage;
 use sixfold_model::trace::{Header, Input, Line, Output, Step};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The name of the extra per-line field holding the Lamport clock.
@@ -60,7 +60,11 @@ pub struct TraceLog {
 pub struct Previous {
     /// Whether the file already held steps (so this start is a restart).
     pub had_steps: bool,
-    /// The highest clock recorded.
+    /// The highest clock recorded, in this file or in the other trace files of its directory
+    /// (the cluster's other members): a process (re)starts after every step already recorded
+    /// anywhere, and its clock says so. Otherwise a restart, which no message orders, could be
+    /// merged before steps that really came first: a segment's lost disk before the gossip
+    /// that had already repaired another one, where replay then sees too few copies.
     pub last_clock: u64,
     /// The storage of the last recorded `Save` (`None` if none, or if the disk was lost since):
     /// what the restart must find on disk for replay to accept it.
@@ -140,6 +144,7 @@ impl TraceLog {
         for l in lines {
             prev.observe(l);
         }
+        prev.last_clock = prev.last_clock.max(siblings_clock(path));
         Ok((
             TraceLog {
                 path: path.to_path_buf(),
@@ -176,5 +181,87 @@ impl TraceLog {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+/// The highest clock on the last complete line of the other `.ndjson` files next to `path`.
+fn siblings_clock(path: &Path) -> u64 {
+    let Some(dir) = path.parent() else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != path && p.extension().is_some_and(|x| x == "ndjson"))
+        .filter_map(|p| last_line_clock(&p))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The `clock` of the last complete line of the trace file at `path`. Lines are JSON objects
+/// with sorted keys, so `clock` comes second, after `actor`: only the line's start is read,
+/// however long the line (a save holds a whole log).
+fn last_line_clock(path: &Path) -> Option<u64> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut chunk = 4096u64;
+    loop {
+        let from = len.saturating_sub(chunk);
+        f.seek(SeekFrom::Start(from)).ok()?;
+        let mut buf = Vec::new();
+        Read::by_ref(&mut f)
+            .take(chunk)
+            .read_to_end(&mut buf)
+            .ok()?;
+        let end = buf.iter().rposition(|&b| b == b'\n')?;
+        match buf[..end].iter().rposition(|&b| b == b'\n') {
+            Some(start) => return clock_of(&buf[start + 1..end]),
+            None if from == 0 => return clock_of(&buf[..end]),
+            None => chunk *= 4,
+        }
+    }
+}
+
+/// The number after `"clock":` near the start of one line.
+fn clock_of(line: &[u8]) -> Option<u64> {
+    let head = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    let rest = head.split(&format!("\"{CLOCK_FIELD}\":")).nth(1)?;
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sixfold_model::protocol::config::Config;
+
+    #[test]
+    fn a_start_takes_a_clock_past_every_step_its_siblings_recorded() {
+        let dir = std::env::temp_dir().join(format!("sixfold-tracelog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = crate::host::header(Config::new(None));
+        // A sibling whose last line is long (a save of a whole log) and has clock 500.
+        let long = "x".repeat(20_000);
+        std::fs::write(
+            dir.join("node-1.ndjson"),
+            format!(
+                "{{\"type\":\"header\"}}\n{{\"actor\":1,\"clock\":7}}\n\
+                 {{\"actor\":1,\"clock\":500,\"pad\":\"{long}\"}}\n{{\"actor\":1,\"clo"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "{\"actor\":1,\"clock\":9999}\n").unwrap();
+        let (_, prev) = TraceLog::open(&dir.join("node-0.ndjson"), &header).unwrap();
+        assert_eq!(
+            prev.last_clock, 500,
+            "a torn last line and other files are ignored"
+        );
+        assert!(!prev.had_steps);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
