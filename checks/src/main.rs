@@ -34,6 +34,8 @@ enum Command {
     Client(sixfold_checks::cluster::ClientArgs),
     /// Replay a recorded trace against the model (exit 0 pass, 1 mismatch, 2 bad input).
     Replay(sixfold_checks::replay::ReplayArgs),
+    /// Draw a trace (counterexample or recorded run) as a self-contained web page.
+    Show(sixfold_checks::show::ShowArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +49,6 @@ fn main() -> ExitCode {
         Command::Node(args) => sixfold_checks::cluster::run_node(&args),
         Command::Client(args) => sixfold_checks::cluster::run_client(&args),
         Command::Replay(args) => sixfold_checks::replay::run(&args),
+        Command::Show(args) => sixfold_checks::show::run(&args),
     }
 }
