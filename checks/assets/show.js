@@ -1,6 +1,7 @@
 // sixfold show: draws the lanes, the steps and the messages of one trace, and every actor's
 // state at the selected step. The data is the JSON in #data (see checks/src/show.rs). Once all is
 // drawn, <body data-status="ok">; on any script error, data-status="error" and #errors says why.
+// data-failure-visible says whether the failure point was in view after opening.
 (function () {
   'use strict';
   var SVG = 'http://www.w3.org/2000/svg';
@@ -247,6 +248,10 @@
 
     var first = d.fail ? d.fail.step : d.mismatch ? d.mismatch.step : d.steps.length - 1;
     if (d.steps.length) select(first, 'center');
+    if (d.fail) {
+      var r = rows[d.fail.step].getBoundingClientRect(), v = diagram.getBoundingClientRect();
+      document.body.dataset.failureVisible = String(r.top >= v.top + HEAD && r.bottom <= v.bottom);
+    }
   }
 
   try {
