@@ -38,13 +38,13 @@
     d.lanes.forEach(function (l) { nameOf[l.id] = l.name; });
     var rowY = function (i) { return TOP + i * ROW + ROW / 2; };
     var lanesRight = LEFT + d.lanes.length * COL;
-    var width = lanesRight + 620, height = TOP + d.steps.length * ROW + 12;
+    var width = lanesRight + 620, height = TOP + (d.steps.length + 1) * ROW;
     var diagram = document.getElementById('diagram');
     // The lane names stay in view (sticky) while the steps scroll under them.
     var head = el('svg', { width: width, height: HEAD, id: 'lane-heads' }, diagram);
     var svg = el('svg', { width: width, height: height, id: 'lanes' }, diagram);
     el('defs', {}, svg).innerHTML =
-      '<marker id="head" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L8,4L0,8z" fill="context-stroke"/></marker>';
+      '<marker id="head" viewBox="0 0 8 8" refX="7" refY="4" markerUnits="userSpaceOnUse" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0L8,4L0,8z" fill="context-stroke"/></marker>';
 
     // Row backgrounds (clickable), under everything else.
     var rows = d.steps.map(function (s, i) {

@@ -105,6 +105,9 @@ pub struct CheckArgs {
     /// violated invariant and prints the counterexample, as TLC does).
     #[arg(long = "continue")]
     pub explore_on: bool,
+    /// Also draw each counterexample as a web page (see `sixfold show`), next to its trace.
+    #[arg(long)]
+    pub html: bool,
 }
 
 fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
@@ -188,6 +191,9 @@ pub fn run_check(args: &CheckArgs) -> ExitCode {
                             text
                         );
                         println!("counterexample trace written to {}", file.display());
+                        if args.html {
+                            crate::show::page_beside(file);
+                        }
                     }
                 }
                 reports.push(report);

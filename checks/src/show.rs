@@ -81,6 +81,16 @@ pub fn write_page(trace_file: &Path, out: &Path) -> Result<ReplayVerdict, ShowEr
     Ok(verdict)
 }
 
+/// The `sixfold check --html` hook: draws the counterexample trace at `trace` as a page beside
+/// it (`X.ndjson` to `X.html`) and says where, or why it could not.
+pub fn page_beside(trace: &Path) {
+    let out = trace.with_extension("html");
+    match write_page(trace, &out) {
+        Ok(_) => println!("counterexample page written to {}", out.display()),
+        Err(e) => eprintln!("sixfold check: no page for {}: {e}", trace.display()),
+    }
+}
+
 /// One line for a verdict, as the page's banner and the command's output say it.
 pub fn verdict_text(v: &ReplayVerdict) -> String {
     match v {
