@@ -21,7 +21,7 @@ use sixfold_model::protocol::effects::NodeStorage;
 use sixfold_model::protocol::log::Log;
 use sixfold_model::protocol::msg::{Epoch, Lsn, Msg};
 use sixfold_model::protocol::topology::Topology;
-use sixfold_model::trace::{ActorSpec, Input, Output};
+use sixfold_model::trace::{ActorSpec, Input, Line, Output};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,6 +79,24 @@ pub fn write_page(trace_file: &Path, out: &Path) -> Result<ReplayVerdict, ShowEr
         source,
     })?;
     Ok(verdict)
+}
+
+/// Writes a counterexample's trace `lines` to `trace` and its page beside it (`X.html`), for
+/// counterexamples found outside `sixfold check` (the explorer's); returns the page's path.
+pub fn write_trace_and_page(lines: &[Line], trace: &Path) -> Result<PathBuf, ShowError> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ShowError::Write { path, source }
+    };
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&serde_json::to_string(line).expect("trace lines serialize"));
+        text.push('\n');
+    }
+    std::fs::write(trace, text).map_err(write_err(trace))?;
+    let page = trace.with_extension("html");
+    write_page(trace, &page)?;
+    Ok(page)
 }
 
 /// The `sixfold check --html` hook: draws the counterexample trace at `trace` as a page beside
