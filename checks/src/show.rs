@@ -130,7 +130,7 @@ pub fn render(trace: &Trace, title: &str) -> (String, ReplayVerdict) {
     let (data, verdict) = PageData::of(trace);
     let json = serde_json::to_string(&data).expect("page data serializes");
     let mut page = String::new();
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>sixfold show: {t}</title>\
          <style>{STYLE}</style></head><body data-status=\"loading\">\
@@ -140,7 +140,7 @@ pub fn render(trace: &Trace, title: &str) -> (String, ReplayVerdict) {
          <p id=\"verdict\" class=\"{class}\">{verdict}</p></header>\
          <pre id=\"errors\" hidden></pre><main><div id=\"diagram\"></div><aside id=\"panel\"></aside></main>\
          <script id=\"data\" type=\"application/json\">{data}</script><script>{SCRIPT}</script>\
-         </body></html>\n",
+         </body></html>",
         t = escape(title),
         src = escape(&trace.header.source),
         model = escape(&trace.header.model),

@@ -60,7 +60,7 @@ pub fn render(file: &Path, spec: Spec, history: &History, report: &Report) -> St
     for part in shown {
         section(&mut page, history, part);
     }
-    let _ = write!(page, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(page, "<script>{SCRIPT}</script></body></html>");
     page
 }
 
