@@ -317,11 +317,11 @@ where
 }
 
 /// What the explorer link shows, and why its properties read "Searching" there.
-const EXPLORER_NOTE: &str =
-    "  The link opens on the violating state: the last step of its \"Path of Actions\". \
-Stateright's explorer judges properties only on states its own checker has explored, so there \
-they read \"Searching\" until you press \"Run to completion\" (which explores the whole model); \
-the property broken at that state is the one named above.";
+const EXPLORER_NOTE: &str = "  The link opens on the violating state: the last step of its \
+\"Path of Actions\", whose outcome (under the sequence diagram) ends VIOLATES \"<property>\" \
+here. Stateright's explorer judges its Properties list only on states its own checker has \
+explored, so they read \"Searching\" until you press \"Run to completion\" (which explores the \
+whole model).";
 
 /// A model as the explorer shows it: the model itself, with the lanes of its sequence diagram
 /// named as everywhere else (`seg3/az1`, `writer2`, `client0`) instead of Stateright's
@@ -345,7 +345,32 @@ fn named_condition<M: stateright::Model, const I: usize>(n: &Named<M>, s: &M::St
     (n.conditions[I])(&n.inner, s)
 }
 
-impl<M: stateright::Model> stateright::Model for Named<M> {
+impl<M: stateright::Model> Named<M>
+where
+    M::Action: Clone,
+{
+    /// The invariants the state after `action` violates, one line each (empty if none): the
+    /// explorer shows it under the step, so the violating state says what it violates even
+    /// while the explorer's own checker has not judged it.
+    fn broken_by(&self, last: &M::State, action: M::Action) -> String {
+        let Some(next) = self.inner.next_state(last, action) else {
+            return String::new();
+        };
+        self.inner
+            .properties()
+            .iter()
+            .filter(|p| p.expectation == stateright::Expectation::Always)
+            .filter(|p| !(p.condition)(&self.inner, &next))
+            .map(|p| format!("VIOLATES \"{}\" here", p.name))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl<M: stateright::Model> stateright::Model for Named<M>
+where
+    M::Action: Clone,
+{
     type State = M::State;
     type Action = M::Action;
 
@@ -368,7 +393,15 @@ impl<M: stateright::Model> stateright::Model for Named<M> {
     where
         M::State: std::fmt::Debug,
     {
-        self.inner.format_step(last, action)
+        let outcome = self.inner.format_step(last, action.clone());
+        let broken = self.broken_by(last, action);
+        match (outcome, broken.is_empty()) {
+            (outcome, true) => outcome,
+            (outcome, false) => Some(format!(
+                "{}\n{broken}",
+                outcome.unwrap_or_default().trim_end()
+            )),
+        }
     }
     fn as_svg(&self, path: stateright::Path<M::State, M::Action>) -> Option<String> {
         self.inner.as_svg(path).map(|svg| name_lanes(&svg))

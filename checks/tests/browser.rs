@@ -7,10 +7,14 @@
 //! Chromium is required, not optional: `.ci/run` installs it, and without it these tests fail
 //! saying how to install it.
 
+mod common;
+
 /// Named `browser` so `cargo test browser` selects these tests.
 mod browser {
+    use super::common::{scratch_dir, Killer};
+    use std::io::{BufRead, BufReader};
     use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use std::process::{Command, Stdio};
 
     const EXE: &str = env!("CARGO_BIN_EXE_sixfold");
     const WINDOW: (u32, u32) = (1600, 1000);
@@ -22,11 +26,7 @@ mod browser {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("sixfold-browser-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        dir
+        scratch_dir("browser", name)
     }
 
     /// The browser: `$SIXFOLD_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
@@ -45,9 +45,14 @@ mod browser {
             )
     }
 
-    /// Runs headless Chromium on `page` with `what` (`--dump-dom` or `--screenshot=FILE`) in its
-    /// own profile under `dir`; returns its stdout. `timeout` bounds a browser that hangs.
-    fn chromium_on(page: &Path, dir: &Path, what: &str, window: (u32, u32)) -> String {
+    fn file_url(page: &Path) -> String {
+        format!("file://{}", page.display())
+    }
+
+    /// Runs headless Chromium on `url` with `what` (`--dump-dom` or `--screenshot=FILE`, and
+    /// any other flags) in its own profile under `dir`; returns its stdout. `timeout` bounds a
+    /// browser that hangs.
+    fn chromium_on(url: &str, dir: &Path, what: &[&str], window: (u32, u32)) -> String {
         let out = Command::new("timeout")
             .arg("120")
             .arg(chromium())
@@ -60,14 +65,13 @@ mod browser {
             ])
             .arg(format!("--user-data-dir={}", dir.join("profile").display()))
             .arg(format!("--window-size={},{}", window.0, window.1))
-            .arg(what)
-            .arg(format!("file://{}", page.display()))
+            .args(what)
+            .arg(url)
             .output()
             .expect("run chromium");
         assert!(
             out.status.success(),
-            "chromium {what} on {} failed ({}):\n{}",
-            page.display(),
+            "chromium {what:?} on {url} failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -82,7 +86,7 @@ mod browser {
     }
 
     fn load(page: &Path, dir: &Path, window: (u32, u32)) -> Loaded {
-        let dom = chromium_on(page, dir, "--dump-dom", window);
+        let dom = chromium_on(&file_url(page), dir, &["--dump-dom"], window);
         let body = dom
             .split("<body")
             .nth(1)
@@ -90,12 +94,8 @@ mod browser {
             .unwrap_or_else(|| panic!("no <body> in the DOM of {}", page.display()))
             .to_string();
         let shot = dir.join("shot.png");
-        chromium_on(
-            page,
-            dir,
-            &format!("--screenshot={}", shot.display()),
-            window,
-        );
+        let what = format!("--screenshot={}", shot.display());
+        chromium_on(&file_url(page), dir, &[&what], window);
         Loaded {
             dom,
             body,
@@ -314,5 +314,73 @@ mod browser {
         );
         // The failure line and the blocked operation (#c62828 in html.rs).
         p.assert_drawn("lincheck etcd_000", [0xc6, 0x28, 0x28], 500);
+    }
+
+    /// A port nobody listens on now (the kernel's pick, released for `sixfold explore`).
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        l.local_addr().expect("local addr").port()
+    }
+
+    #[test]
+    fn browser_explorer_link_lands_on_the_violating_state_with_named_lanes() {
+        let port = free_port().to_string();
+        let mut child = Command::new(EXE)
+            .args([
+                "explore",
+                "quorum",
+                "--mutant",
+                "write-quorum-3",
+                "--port",
+                &port,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run sixfold explore");
+        let stdout = child.stdout.take().expect("stdout");
+        let _guard = Killer(vec![child]);
+        let mut printed = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("explore's output");
+            let serving = line.starts_with("serving");
+            printed.push(line);
+            if serving {
+                break;
+            }
+        }
+        let after = |prefix: &str| {
+            printed
+                .iter()
+                .find(|l| l.starts_with(prefix))
+                .and_then(|l| l.rsplit(": ").next())
+                .unwrap_or_else(|| panic!("explore printed no {prefix:?} line: {printed:#?}"))
+                .to_string()
+        };
+        let link = after("counterexample to \"durability\"");
+        let dir = scratch("explorer");
+        // The explorer's page fetches each state of the path from the server, in turn.
+        let dom = chromium_on(
+            &link,
+            &dir,
+            &["--virtual-time-budget=10000", "--dump-dom"],
+            WINDOW,
+        );
+        assert!(
+            dom.contains("VIOLATES \"durability\" here"),
+            "the explorer's selected state does not say it violates durability"
+        );
+        for lane in ["seg0/az0", "seg5/az2", "writer", "client0"] {
+            assert!(dom.contains(&format!(">{lane}</text>")), "no lane {lane}");
+        }
+        assert!(
+            !dom.contains(" segment</text>"),
+            "Stateright's lane names remain"
+        );
+        // The page printed with the link.
+        let page = PathBuf::from(after("the same counterexample drawn with"));
+        let p = load(&page, &dir, WINDOW);
+        p.assert_script_ok("explore's counterexample page");
+        assert!(p.dom.contains("\"durability\" breaks here"));
     }
 }
