@@ -179,7 +179,11 @@
         }
         card(box, l, state[l.id], l.id === s.actor);
       });
-      if (!replayed) h('p', 'after-fail', panel, 'not replayed: the trace diverged from the model before this step');
+      if (d.mismatch && d.mismatch.step === i) {
+        h('p', 'after-fail', panel, 'the states before this step: the model does not take it as recorded');
+      } else if (!replayed) {
+        h('p', 'after-fail', panel, 'not replayed (the trace diverged from the model before this step): the states as of the divergence');
+      }
     }
 
     function chips(parent, log) {

@@ -383,4 +383,65 @@ mod browser {
         p.assert_script_ok("explore's counterexample page");
         assert!(p.dom.contains("\"durability\" breaks here"));
     }
+
+    #[test]
+    fn browser_steps_through_a_page_with_the_keyboard() {
+        let dir = scratch("keys");
+        let page = show(&repo("traces/counterexamples/no-fencing.ndjson"), &dir);
+        // Press keys as a reader would (the page's own keydown handler takes them), noting the
+        // selected step after each.
+        let html = std::fs::read_to_string(&page).expect("page");
+        let presses = "<script>(function () { var seen = []; \
+            ['Home', 'j', 'ArrowDown', 'k', 'End', 'f', 'PageUp'].forEach(function (k) { \
+            document.dispatchEvent(new KeyboardEvent('keydown', { key: k, bubbles: true })); \
+            seen.push(document.body.dataset.step); }); \
+            document.body.dataset.keys = seen.join(','); })();</script></body>";
+        std::fs::write(&page, html.replace("</body>", presses)).expect("page with key presses");
+        let p = load(&page, &dir, WINDOW);
+        p.assert_script_ok("no-fencing, stepped");
+        // 51 steps; "no stale commit" breaks at step 50.
+        assert!(
+            p.body.contains("data-keys=\"1,2,3,2,51,50,40\""),
+            "keys did not step as expected: <body{}>",
+            p.body
+        );
+        assert!(
+            p.dom.contains("step 40 of 51"),
+            "the panel is not at step 40"
+        );
+    }
+
+    #[test]
+    fn browser_renders_a_trace_that_diverges_from_the_model() {
+        let dir = scratch("diverges");
+        let text = std::fs::read_to_string(repo("traces/counterexamples/write-quorum-3.ndjson"))
+            .expect("trace");
+        // Line 12's state digest no longer matches the model's.
+        let lines: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i + 1 == 12 {
+                    let mut v: serde_json::Value = serde_json::from_str(l).expect("step line");
+                    v["digest"] = "0000000000000000".into();
+                    v.to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let trace = dir.join("diverges.ndjson");
+        std::fs::write(&trace, lines.join("\n") + "\n").expect("write trace");
+        let page = show(&trace, &dir);
+        let p = load(&page, &dir, WINDOW);
+        p.assert_script_ok("diverging trace");
+        assert!(p.dom.contains("diverges from the model here"));
+        assert!(
+            p.dom.contains("step 11 of 22"),
+            "does not open at the divergence"
+        );
+        assert!(p.dom.contains("the states before this step"));
+        // The selected diverging row's fill (.row.mismatch.selected in show.css).
+        p.assert_drawn("diverging trace", [0xff, 0xb7, 0x4d], 5_000);
+    }
 }
