@@ -73,14 +73,22 @@
       if (l.note) el('text', { x: col[l.id], y: 49, class: 'lane-note' }, g, l.note);
     });
 
-    // Lifelines: solid while up, dashed while down, faint before the first start.
-    var status = {};
-    d.steps.forEach(function (s, i) {
-      if (s.after) status[s.actor] = s.after.kind === 'down' ? 'down' : 'up';
-      d.lanes.forEach(function (l) {
-        var st = status[l.id] || (l.group === 'outside' ? 'up' : 'none');
-        el('line', { x1: col[l.id], x2: col[l.id], y1: TOP + i * ROW, y2: TOP + (i + 1) * ROW, class: 'life ' + st }, svg);
+    // Lifelines: solid while up, dashed while down, faint before the first start; one line per
+    // stretch of the same status.
+    d.lanes.forEach(function (l) {
+      var st = l.group === 'outside' ? 'up' : 'none', from = 0;
+      var draw = function (to) {
+        el('line', { x1: col[l.id], x2: col[l.id], y1: TOP + from * ROW, y2: TOP + to * ROW, class: 'life ' + st }, svg);
+      };
+      d.steps.forEach(function (s, i) {
+        if (s.actor !== l.id || !s.after) return;
+        var next = s.after.kind === 'down' ? 'down' : 'up';
+        if (next === st) return;
+        draw(i + 1);
+        st = next;
+        from = i + 1;
       });
+      draw(d.steps.length);
     });
 
     // Messages.
@@ -169,6 +177,11 @@
         if (d.steps[k].after) state[d.steps[k].actor] = d.steps[k].after;
       }
       var replayed = !!s.after;
+      // A writer is a zombie once a writer of a newer epoch has opened the volume.
+      var newest = 0;
+      for (var w in state) {
+        if (state[w].kind === 'writer' && !state[w].opening) newest = Math.max(newest, state[w].epoch);
+      }
       var group = null, box = null;
       d.lanes.forEach(function (l) {
         if (l.group === 'outside') return;
@@ -177,7 +190,7 @@
           h('h3', '', panel, group);
           box = h('div', 'cards', panel);
         }
-        card(box, l, state[l.id], l.id === s.actor);
+        card(box, l, state[l.id], l.id === s.actor, newest);
       });
       if (d.mismatch && d.mismatch.step === i) {
         h('p', 'after-fail', panel, 'the states before this step: the model does not take it as recorded');
@@ -204,7 +217,7 @@
       h('div', 'facts', parent, t);
     }
 
-    function card(parent, lane, st, changed) {
+    function card(parent, lane, st, changed, newest) {
       var c = h('div', 'card' + (changed ? ' changed' : ''), parent);
       c.dataset.actor = lane.name;
       h('div', 'title', c, lane.name + (lane.note ? ' (' + lane.note + ')' : ''));
@@ -224,6 +237,7 @@
         if (st.deposed) phase += ' · deposed';
         else if (!st.lease) phase += ' · lease expired';
         h('div', 'facts' + (st.deposed ? ' warn' : ''), c, phase);
+        if (st.epoch < newest) h('div', 'facts warn zombie', c, 'zombie: epoch ' + newest + ' has opened the volume');
         h('div', 'marks', c, 'VCL ' + st.vcl + ' · VDL ' + st.vdl + ' · last LSN ' + st.last_lsn);
         h('div', 'facts', c, 'SCL seen: [' + st.scl.join(', ') + ']');
         h('div', 'facts', c, 'commit queue: ' + (st.queue.length ? '[' + st.queue.join(', ') + ']' : 'empty'));

@@ -595,6 +595,20 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_trace_is_an_error_naming_it() {
+        let missing = std::env::temp_dir().join("sixfold-show-no-such-trace.ndjson");
+        let out = std::env::temp_dir().join("sixfold-show-no-such-trace.html");
+        let err = write_page(&missing, &out).expect_err("no trace, no page");
+        assert!(matches!(err, ShowError::Trace(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("sixfold-show-no-such-trace.ndjson"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+
+    #[test]
     fn a_diverging_trace_shows_where_it_diverges() {
         let mut trace = counterexample("write-quorum-3.ndjson");
         let last = trace.steps.len() - 1;

@@ -267,6 +267,16 @@ mod browser {
             caption.contains("writer: ") && caption.contains("WriteOk{epoch:1"),
             "the failure step is not the zombie's commit: {caption}"
         );
+        let zombie = p
+            .dom
+            .split("data-actor=\"writer\"")
+            .nth(1)
+            .expect("the epoch-1 writer's card");
+        assert!(
+            zombie[..zombie.find("data-actor=").unwrap_or(zombie.len())]
+                .contains("zombie: epoch 2 has opened the volume"),
+            "the epoch-1 writer is not shown as a zombie"
+        );
         assert!(p.dom.contains("\"no stale commit\" breaks here"));
     }
 
