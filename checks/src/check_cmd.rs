@@ -302,7 +302,7 @@ where
                 let lines = m.counterexample(&path, property);
                 match crate::show::write_trace_and_page(&lines, &trace) {
                     Ok(page) => println!(
-                        "the same counterexample drawn with \"{property}\" marked where it breaks: {}",
+                        "the same path drawn as a page, \"{property}\" marked where it breaks: {}",
                         page.display()
                     ),
                     Err(e) => eprintln!("sixfold explore: no page for the counterexample: {e}"),

@@ -388,7 +388,7 @@ mod browser {
             "Stateright's lane names remain"
         );
         // The page printed with the link.
-        let page = PathBuf::from(after("the same counterexample drawn with"));
+        let page = PathBuf::from(after("the same path drawn as a page"));
         let p = load(&page, &dir, WINDOW);
         p.assert_script_ok("explore's counterexample page");
         assert!(p.dom.contains("\"durability\" breaks here"));
