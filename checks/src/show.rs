@@ -283,12 +283,13 @@ impl LogView {
     }
 }
 
+/// The segment indexes in a bitset.
 fn bits(b: u8) -> Vec<usize> {
     (0..SEGMENTS).filter(|i| b & (1 << i) != 0).collect()
 }
 
 impl ActorView {
-    /// Actor `a`'s view after a step: its state, or its disk while it is down.
+    /// An actor's view after a step: its state, or its disk while it is down.
     fn of(node: &Node, state: Option<&NodeState>, disk: Option<&NodeStorage>) -> Self {
         let disk = disk.map(|NodeStorage::Segment(l)| LogView::of(l));
         match (node, state) {
@@ -318,11 +319,9 @@ impl ActorView {
                 done: s.done,
                 script: c.script.iter().map(|op| format!("{op:?}")).collect(),
             },
-            // A state of another role than the actor's cannot come out of a replayed step.
-            (_, Some(other)) => ActorView::Client {
-                done: 0,
-                script: vec![format!("{other:?}")],
-            },
+            (_, Some(other)) => {
+                unreachable!("replay gives each actor states of its own role, not {other:?}")
+            }
         }
     }
 }
