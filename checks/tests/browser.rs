@@ -96,6 +96,8 @@ mod browser {
         let shot = dir.join("shot.png");
         let what = format!("--screenshot={}", shot.display());
         chromium_on(&file_url(page), dir, &[&what], window);
+        // The browser profile is most of the scratch dir; the page and screenshot stay.
+        let _ = std::fs::remove_dir_all(dir.join("profile"));
         Loaded {
             dom,
             body,
