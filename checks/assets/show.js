@@ -238,8 +238,8 @@
         else if (!st.lease) phase += ' · lease expired';
         h('div', 'facts' + (st.deposed ? ' warn' : ''), c, phase);
         if (st.epoch < newest) h('div', 'facts warn zombie', c, 'zombie: epoch ' + newest + ' has opened the volume');
-        h('div', 'marks', c, 'VCL ' + st.vcl + ' · VDL ' + st.vdl + ' · last LSN ' + st.last_lsn);
-        h('div', 'facts', c, 'SCL seen: [' + st.scl.join(', ') + ']');
+        h('div', 'marks', c, 'VCL = VDL ' + st.vdl + ' · last LSN ' + st.last_lsn);
+        h('div', 'facts', c, 'SCL seen: [' + st.scl.join(', ') + '] → PGCL ' + st.pgcl);
         h('div', 'facts', c, 'commit queue: ' + (st.queue.length ? '[' + st.queue.join(', ') + ']' : 'empty'));
         if (st.truncations.length) {
           h('div', 'facts', c, 'truncations: ' + st.truncations.map(function (x) { return '(' + x[1] + ',' + x[2] + ']@e' + x[0]; }).join(' '));

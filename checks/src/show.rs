@@ -241,7 +241,9 @@ enum ActorView {
         opening: Option<(Vec<usize>, Vec<usize>)>,
         lease: bool,
         deposed: bool,
-        vcl: Lsn,
+        /// The PGCL of the SCLs as last reported (VCL = VDL is the writer's own `vdl`: one
+        /// protection group, every LSN a consistency point).
+        pgcl: Lsn,
         vdl: Lsn,
         last_lsn: Lsn,
         scl: [Lsn; SEGMENTS],
@@ -304,7 +306,7 @@ impl ActorView {
                 opening: s.opening.map(|answered| (bits(s.queried), bits(answered))),
                 lease: s.lease,
                 deposed: s.deposed,
-                vcl: w.pgcl(&s.scl).min(s.last_lsn),
+                pgcl: w.pgcl(&s.scl),
                 vdl: s.vdl,
                 last_lsn: s.last_lsn,
                 scl: s.scl,
