@@ -125,6 +125,9 @@ pub struct CheckArgs {
     /// violated invariant and prints the counterexample, as TLC does).
     #[arg(long = "continue")]
     pub explore_on: bool,
+    /// Also draw each counterexample as a web page (see `sixfold show`), next to its trace.
+    #[arg(long)]
+    pub html: bool,
 }
 
 fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
@@ -217,6 +220,9 @@ pub fn run_check(args: &CheckArgs) -> ExitCode {
                             text
                         );
                         println!("counterexample trace written to {}", file.display());
+                        if args.html {
+                            crate::show::page_beside(file);
+                        }
                     }
                 }
                 reports.push(report);
@@ -312,17 +318,181 @@ where
                 .discovery(property),
         };
         match found {
-            Some(path) => println!(
-                "counterexample to \"{property}\" ({} steps): http://{addr}/#/steps/{}",
-                path.clone().into_actions().len(),
-                path.encode(&m)
-            ),
+            Some(path) => {
+                println!(
+                    "counterexample to \"{property}\" ({} steps): http://{addr}/#/steps/{}",
+                    path.clone().into_actions().len(),
+                    path.encode(&m)
+                );
+                println!("{EXPLORER_NOTE}");
+                let trace = std::env::temp_dir().join(format!(
+                    "sixfold-explore-{}-{}.ndjson",
+                    model.name(),
+                    mutant.name()
+                ));
+                let lines = m.counterexample(&path, property);
+                match crate::show::write_trace_and_page(&lines, &trace) {
+                    Ok(page) => println!(
+                        "the same path drawn as a page, \"{property}\" marked where it breaks: {}",
+                        page.display()
+                    ),
+                    Err(e) => eprintln!("sixfold explore: no page for the counterexample: {e}"),
+                }
+            }
             None => println!("no counterexample to \"{property}\" within these bounds"),
         }
     }
     println!("serving until interrupted (Ctrl-C)");
-    m.checker().serve(addr);
+    stateright::Model::checker(Named::new(m)).serve(addr);
     ExitCode::SUCCESS
+}
+
+/// What the explorer link shows, and why its properties read "Searching" there.
+const EXPLORER_NOTE: &str = "  The link opens on the violating state: the last step of its \
+\"Path of Actions\", whose outcome (under the sequence diagram) ends VIOLATES \"<property>\" \
+here. Stateright's explorer judges its Properties list only on states its own checker has \
+explored, so they read \"Searching\" until you press \"Run to completion\" (which explores the \
+whole model).";
+
+/// A model as the explorer shows it: the model itself, with the lanes of its sequence diagram
+/// named as everywhere else (`seg3/az1`, `writer2`, `client0`) instead of Stateright's
+/// `3 segment`. Its properties are the model's, through `conditions` (a Stateright property is a
+/// plain `fn`, so each wrapped one reads its own slot: [`named_condition`]).
+#[derive(Clone)]
+struct Named<M: stateright::Model> {
+    inner: M,
+    conditions: Vec<fn(&M, &M::State) -> bool>,
+}
+
+impl<M: stateright::Model> Named<M> {
+    fn new(inner: M) -> Self {
+        let conditions = inner.properties().iter().map(|p| p.condition).collect();
+        Named { inner, conditions }
+    }
+}
+
+/// Property `I` of the wrapped model.
+fn named_condition<M: stateright::Model, const I: usize>(n: &Named<M>, s: &M::State) -> bool {
+    (n.conditions[I])(&n.inner, s)
+}
+
+impl<M: stateright::Model> Named<M>
+where
+    M::Action: Clone,
+{
+    /// The invariants the state after `action` violates, one line each (empty if none): the
+    /// explorer shows it under the step, so the violating state says what it violates even
+    /// while the explorer's own checker has not judged it.
+    fn broken_by(&self, last: &M::State, action: M::Action) -> String {
+        let Some(next) = self.inner.next_state(last, action) else {
+            return String::new();
+        };
+        self.inner
+            .properties()
+            .iter()
+            .filter(|p| p.expectation == stateright::Expectation::Always)
+            .filter(|p| !(p.condition)(&self.inner, &next))
+            .map(|p| format!("VIOLATES \"{}\" here", p.name))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl<M: stateright::Model> stateright::Model for Named<M>
+where
+    M::Action: Clone,
+{
+    type State = M::State;
+    type Action = M::Action;
+
+    fn init_states(&self) -> Vec<M::State> {
+        self.inner.init_states()
+    }
+    fn actions(&self, state: &M::State, actions: &mut Vec<M::Action>) {
+        self.inner.actions(state, actions)
+    }
+    fn next_state(&self, last: &M::State, action: M::Action) -> Option<M::State> {
+        self.inner.next_state(last, action)
+    }
+    fn format_action(&self, action: &M::Action) -> String
+    where
+        M::Action: std::fmt::Debug,
+    {
+        self.inner.format_action(action)
+    }
+    fn format_step(&self, last: &M::State, action: M::Action) -> Option<String>
+    where
+        M::State: std::fmt::Debug,
+    {
+        let outcome = self.inner.format_step(last, action.clone());
+        let broken = self.broken_by(last, action);
+        match (outcome, broken.is_empty()) {
+            (outcome, true) => outcome,
+            (outcome, false) => Some(format!(
+                "{}\n{broken}",
+                outcome.unwrap_or_default().trim_end()
+            )),
+        }
+    }
+    fn as_svg(&self, path: stateright::Path<M::State, M::Action>) -> Option<String> {
+        self.inner.as_svg(path).map(|svg| name_lanes(&svg))
+    }
+    fn within_boundary(&self, state: &M::State) -> bool {
+        self.inner.within_boundary(state)
+    }
+    fn properties(&self) -> Vec<stateright::Property<Self>> {
+        let conditions: [fn(&Self, &M::State) -> bool; 8] = [
+            named_condition::<M, 0>,
+            named_condition::<M, 1>,
+            named_condition::<M, 2>,
+            named_condition::<M, 3>,
+            named_condition::<M, 4>,
+            named_condition::<M, 5>,
+            named_condition::<M, 6>,
+            named_condition::<M, 7>,
+        ];
+        assert!(
+            self.conditions.len() <= conditions.len(),
+            "at most 8 properties"
+        );
+        self.inner
+            .properties()
+            .into_iter()
+            .zip(conditions)
+            .map(|(p, condition)| stateright::Property {
+                expectation: p.expectation,
+                name: p.name,
+                condition,
+            })
+            .collect()
+    }
+}
+
+/// Renames the lane labels of Stateright's sequence diagram (`<text class='svg-actor-label'>3
+/// segment</text>`) with [`Topology::name`], the layout read off the labels themselves.
+fn name_lanes(svg: &str) -> String {
+    const LABEL: &str = "class='svg-actor-label'>";
+    let labels: Vec<(usize, &str)> = svg
+        .split(LABEL)
+        .skip(1)
+        .filter_map(|rest| {
+            let (id, role) = rest.split('<').next()?.split_once(' ')?;
+            Some((id.parse().ok()?, role))
+        })
+        .collect();
+    let count = |role: &str| labels.iter().filter(|(_, r)| *r == role).count();
+    let topology = sixfold_model::protocol::topology::Topology {
+        writers: count("writer") as sixfold_model::protocol::msg::Epoch,
+        clients: count("client"),
+    };
+    let mut out = svg.to_string();
+    for (id, role) in &labels {
+        out = out.replace(
+            &format!("{LABEL}{id} {role}<"),
+            &format!("{LABEL}{}<", topology.name(*id)),
+        );
+    }
+    out
 }
 
 /// `sixfold mutants`: list the mutants and the property each must break.
@@ -343,4 +513,22 @@ pub fn run_mutants() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explorer_lanes_are_named_like_everywhere_else() {
+        let label = |text: &str| format!("<text x='0' y='0' class='svg-actor-label'>{text}</text>");
+        let svg: String = ["0 segment", "3 segment", "6 writer", "7 writer", "8 client"]
+            .map(label)
+            .concat();
+        let named = name_lanes(&svg);
+        for name in ["seg0/az0", "seg3/az1", "writer", "writer2", "client0"] {
+            assert!(named.contains(&label(name)), "{name} missing in {named}");
+        }
+        assert!(!named.contains("segment"), "{named}");
+    }
 }

@@ -7,3 +7,4 @@ pub mod cluster;
 pub mod lincheck_cmd;
 pub mod replay;
 pub mod runner;
+pub mod show;

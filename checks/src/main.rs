@@ -36,6 +36,8 @@ enum Command {
     Replay(sixfold_checks::replay::ReplayArgs),
     /// Run a seeded fault campaign against a real cluster and check what its clients saw.
     Campaign(sixfold_checks::campaign::CampaignArgs),
+    /// Draw a trace (counterexample or recorded run) as a self-contained web page.
+    Show(sixfold_checks::show::ShowArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +52,6 @@ fn main() -> ExitCode {
         Command::Client(args) => sixfold_checks::cluster::run_client(&args),
         Command::Replay(args) => sixfold_checks::replay::run(&args),
         Command::Campaign(args) => sixfold_checks::campaign::run(&args),
+        Command::Show(args) => sixfold_checks::show::run(&args),
     }
 }

@@ -356,11 +356,40 @@ fn ghost_id(a: usize, id: usize) -> usize {
 
 /// Replays a trace against the model.
 pub fn replay(trace: &Trace) -> Replayed {
+    replay_with(trace, |_| {})
+}
+
+/// What replay knows after one matched step, for pictures of a run (`sixfold show`): the step,
+/// every actor's state (`None` while down) and durable storage after it, by actor id, and the
+/// property this step broke first, if it did.
+pub struct Snapshot<'a> {
+    /// The step replayed.
+    pub step: &'a TraceStep,
+    /// Each actor's state after it.
+    pub states: &'a [Option<NodeState>],
+    /// Each actor's durable storage after it.
+    pub storages: &'a [Option<NodeStorage>],
+    /// The first property broken in the run, if this is the step that broke it.
+    pub broke: Option<&'a str>,
+}
+
+/// Replays a trace like [`replay`], handing `each` a [`Snapshot`] after every matched step.
+pub fn replay_with(trace: &Trace, mut each: impl FnMut(Snapshot)) -> Replayed {
     let mut run = Run::new(&trace.header);
     for s in &trace.steps {
+        let broken_before = run.violated.is_some();
         if let Err(mismatch) = run.step(s) {
             return run.end(mismatch);
         }
+        each(Snapshot {
+            step: s,
+            states: &run.states,
+            storages: &run.storages,
+            broke: match &run.violated {
+                Some((p, _)) if !broken_before => Some(p),
+                _ => None,
+            },
+        });
     }
     let verdict = match (&trace.header.violates, run.violated.take()) {
         (None, None) => ReplayVerdict::Pass,

@@ -1,6 +1,7 @@
-//! A self-contained HTML visualization of a verdict (inline SVG and CSS, nothing fetched from
+//! A self-contained HTML visualization of a verdict (inline SVG, CSS and script, nothing fetched from
 //! the network): one lane per client, operations as bars over rank-compressed time, the
-//! (partial) linearization numbered in order, and the point where it fails.
+//! (partial) linearization numbered in order, and the point where it fails. A long timeline
+//! runs off screen, so the page opens scrolled to the failure point and zooms (`html.js`).
 
 use crate::history::History;
 use crate::search::{PartitionOutcome, PartitionReport, Report, Verdict};
@@ -10,6 +11,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 const LANE: usize = 34;
+
+/// Opens the page at the failure point (scrolled there) and zooms; marks `<body>` with
+/// `data-status` `ok` or `error` for headless browsers.
+const SCRIPT: &str = include_str!("html.js");
 const LEFT: usize = 90;
 
 fn escape(s: &str) -> String {
@@ -31,14 +36,18 @@ pub fn render(file: &Path, spec: Spec, history: &History, report: &Report) -> St
         page,
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>lincheck: {name}</title>\
          <style>body{{font-family:sans-serif;margin:1.5em}}svg{{background:#fafafa;border:1px solid #ddd}}\
-         .lane{{font-size:12px;fill:#444}}.num{{font-size:10px;fill:#fff;font-weight:bold}}\
+         .lane{{font-size:12px;fill:#444;paint-order:stroke;stroke:#fafafa;stroke-width:4px}}.num{{font-size:10px;fill:#fff;font-weight:bold}}\
          .legend span{{display:inline-block;padding:2px 8px;margin-right:6px;border-radius:3px;color:#fff}}\
-         li{{font-family:monospace;font-size:12px}}</style></head><body>\
+         li{{font-family:monospace;font-size:12px}}.timeline{{overflow-x:auto;max-width:100%}}\
+         .zoom button{{min-width:2.2em}}</style></head><body data-status=\"loading\">\
          <h1>{name}</h1><p>model <b>{model}</b>, {ops} operations, {parts} partition(s): <b>{verdict}</b></p>\
          <p class=\"legend\"><span style=\"background:#2e7d32\">linearized (number = order)</span>\
          <span style=\"background:#c62828\">blocked: returns before it can be placed</span>\
          <span style=\"background:#ef6c00\">could come next, but cannot be placed</span>\
-         <span style=\"background:#9e9e9e\">not reached</span> dashed: outcome unknown</p>",
+         <span style=\"background:#9e9e9e\">not reached</span> dashed: outcome unknown</p>\
+         <p class=\"zoom\">zoom <button id=\"zoom-out\">−</button><button id=\"zoom-fit\">fit</button>\
+         <button id=\"zoom-in\">+</button> <span id=\"zoom-level\">100%</span> \
+         <button id=\"to-failure\">to the failure point</button> (keys: + − 0 fit, 1 actual size, f failure point)</p>",
         name = escape(&file.display().to_string()),
         model = spec,
         ops = history.ops.len(),
@@ -51,7 +60,7 @@ pub fn render(file: &Path, spec: Spec, history: &History, report: &Report) -> St
     for part in shown {
         section(&mut page, history, part);
     }
-    page.push_str("</body></html>\n");
+    let _ = writeln!(page, "<script>{SCRIPT}</script></body></html>");
     page
 }
 
@@ -68,7 +77,7 @@ fn section(page: &mut String, history: &History, part: &PartitionReport) {
         timeline.bar(page, history, i, &marks);
     }
     timeline.failure(page, history, &marks);
-    page.push_str("</svg>");
+    page.push_str("</svg></div>");
     explanation(page, history, &marks);
 }
 
@@ -178,7 +187,9 @@ impl Timeline {
         let (width, height) = (self.width, self.height);
         let _ = write!(
             page,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">"
+            "<div class=\"timeline\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" \
+             height=\"{height}\" viewBox=\"0 0 {width} {height}\" data-width=\"{width}\" \
+             data-height=\"{height}\">"
         );
         for (n, c) in self.clients.iter().enumerate() {
             let y = n * LANE + 20;
@@ -233,7 +244,7 @@ impl Timeline {
         let (fx, height) = (self.x(b), self.height);
         let _ = write!(
             page,
-            "<line x1=\"{fx}\" x2=\"{fx}\" y1=\"0\" y2=\"{height}\" stroke=\"#c62828\" \
+            "<line class=\"failure\" x1=\"{fx}\" x2=\"{fx}\" y1=\"0\" y2=\"{height}\" stroke=\"#c62828\" \
              stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\
              <text x=\"{}\" y=\"{}\" fill=\"#c62828\" font-size=\"12\">fails here</text>",
             fx + 4,
