@@ -253,8 +253,8 @@ pub enum QuorumAction {
     /// writer's `Lease` timer fires, then the new writer starts. Under `no-lease-wait` it does
     /// not wait (no mutant does so yet), and the old writer keeps its lease.
     Promote(Id),
-    /// The reader client starts and issues its first read (at any moment after the first
-    /// commit, so that a stale read is possible).
+    /// The reader client starts and issues its first read (at any moment: before or after
+    /// commits).
     StartReader(Id),
 }
 
@@ -649,11 +649,9 @@ impl Model for QuorumModel {
                 .map(QuorumAction::Actor),
         );
         self.control_actions(state, actions);
-        // The reader starts once something is committed, so that its reads judge.
-        if let Some(r) = self
-            .reader
-            .filter(|&r| state.crashed[r] && state.history.committed > 0)
-        {
+        // The reader starts at any moment: before a commit (so that it may see an uncommitted
+        // record) or after one (so that a stale read is possible).
+        if let Some(r) = self.reader.filter(|&r| state.crashed[r]) {
             actions.push(QuorumAction::StartReader(Id::from(r)));
         }
         for i in (0..SEGMENTS).filter(|i| lost & (1 << i) == 0) {
