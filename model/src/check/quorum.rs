@@ -5,7 +5,10 @@
 //! Six segments (two per AZ in three AZs), one writer and two scripted clients:
 //! - the *app* client (`client0`) writes `writes` values one after another, reading after each: a read after
 //!   its own acknowledged write, so a stale read is a real-time violation;
-//! - the *reader* client (`client1`) issues `reads` reads concurrently with the writes.
+//! - the *reader* client (`client1`) starts at any moment (before or after a commit, so that its
+//!   reads can be stale or see an uncommitted record) and issues `reads` reads concurrently with
+//!   the writes. With `inflight` above 1 the app client pipelines its writes (a read still
+//!   waits for every earlier write), so the writer's commit queue holds several and LAL can bind.
 //!
 //! The writer opens the volume with a 3/6 quorum read of SCLs, then ships every record to all six
 //! segments, computes VDL from their acks and acknowledges commits at or below it. Reads go to one
@@ -420,7 +423,11 @@ impl QuorumModel {
             .filter(|o| !(failover && matches!(o, Op::Read(_))))
             .collect();
         let reader_script = vec![Op::Read(0); bounds.reads as usize];
-        let writers = if failover { 1 + bounds.failovers.max(1) } else { 1 };
+        let writers = if failover {
+            1 + bounds.failovers.max(1)
+        } else {
+            1
+        };
 
         let mut inner = ActorModel::new(cfg, Ghost::default())
             .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode::new(cfg))))
@@ -544,9 +551,11 @@ impl QuorumModel {
                 // The writer's bookkeeping of a segment's SCL only grows here (segments never
                 // lose what they acked but by losing their disk for good), so an ack at or
                 // below it can never count again.
-                (Msg::Ack { scl, .. }, Some(w)) => usize::from(e.src) < SEGMENTS
-                    && w.opening.is_none()
-                    && *scl <= w.scl[usize::from(e.src)],
+                (Msg::Ack { scl, .. }, Some(w)) => {
+                    usize::from(e.src) < SEGMENTS
+                        && w.opening.is_none()
+                        && *scl <= w.scl[usize::from(e.src)]
+                }
                 _ => false,
             }
         };
@@ -584,25 +593,37 @@ impl QuorumModel {
         &self,
         path: &Path<QuorumState, QuorumAction>,
     ) -> Option<Path<QuorumState, ActorModelAction<Msg, NodeTimer, Choice>>> {
-        let init = self.init_states().into_iter().next()?;
-        let actions: Vec<_> = path
-            .clone()
-            .into_actions()
-            .into_iter()
-            .flat_map(|a| match a {
-                QuorumAction::Actor(a) => vec![a],
-                QuorumAction::Restart(id) => {
-                    vec![ActorModelAction::Crash(id), ActorModelAction::Recover(id)]
-                }
-                QuorumAction::LoseDisk(id) => vec![ActorModelAction::Crash(id)],
-                QuorumAction::Promote(id) if !control::may_promote(self.cfg(), false) => vec![
-                    ActorModelAction::Timeout(Id::from(usize::from(id) - 1), NodeTimer::Lease),
-                    ActorModelAction::Recover(id),
-                ],
-                QuorumAction::Promote(id) | QuorumAction::StartReader(id) => {
-                    vec![ActorModelAction::Recover(id)]
-                }
-            })
+        // The inner model starts every actor; the standbys and the reader go down first.
+        let init = self.inner.init_states().into_iter().next()?;
+        let ours = self.init_states().into_iter().next()?;
+        let down = (0..ours.crashed.len())
+            .filter(|&i| ours.crashed[i])
+            .map(|i| ActorModelAction::Crash(Id::from(i)));
+        let actions: Vec<_> = down
+            .chain(
+                path.clone()
+                    .into_actions()
+                    .into_iter()
+                    .flat_map(|a| match a {
+                        QuorumAction::Actor(a) => vec![a],
+                        QuorumAction::Restart(id) => {
+                            vec![ActorModelAction::Crash(id), ActorModelAction::Recover(id)]
+                        }
+                        QuorumAction::LoseDisk(id) => vec![ActorModelAction::Crash(id)],
+                        QuorumAction::Promote(id) if !control::may_promote(self.cfg(), false) => {
+                            vec![
+                                ActorModelAction::Timeout(
+                                    Id::from(usize::from(id) - 1),
+                                    NodeTimer::Lease,
+                                ),
+                                ActorModelAction::Recover(id),
+                            ]
+                        }
+                        QuorumAction::Promote(id) | QuorumAction::StartReader(id) => {
+                            vec![ActorModelAction::Recover(id)]
+                        }
+                    }),
+            )
             .collect();
         Path::from_actions(&self.inner, init, &actions)
     }
@@ -699,7 +720,9 @@ impl Model for QuorumModel {
                     self.inner
                         .next_state(last, ActorModelAction::Timeout(old, NodeTimer::Lease))?
                 };
-                let mut next = self.inner.next_state(&expired, ActorModelAction::Recover(id))?;
+                let mut next = self
+                    .inner
+                    .next_state(&expired, ActorModelAction::Recover(id))?;
                 next.history.promotions += 1;
                 Some(Self::forget_lost(next))
             }

@@ -56,7 +56,9 @@ impl std::fmt::Debug for ClientState {
         if self.outstanding() == 0 {
             return write!(f, "done={}", self.issued);
         }
-        let done: Vec<u32> = (0..self.issued).filter(|r| self.done & 1 << r != 0).collect();
+        let done: Vec<u32> = (0..self.issued)
+            .filter(|r| self.done & 1 << r != 0)
+            .collect();
         write!(f, "issued={} done={done:?}", self.issued)
     }
 }
