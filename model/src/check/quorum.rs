@@ -443,7 +443,7 @@ impl QuorumModel {
             script: app_script,
             window: bounds.inflight,
         }));
-        let reader = (bounds.reads > 0 || failover).then(|| inner.actors.len());
+        let reader = (bounds.reads > 0 || failover).then_some(inner.actors.len());
         if reader.is_some() {
             inner = inner.actor(Node::Client(Client {
                 writer,
