@@ -301,6 +301,15 @@ impl ModelCheck {
                 });
             }
         }
+        if b.inflight > b.writes {
+            return Err(CheckError::BadBound {
+                name: "inflight",
+                value: b.inflight.into(),
+                min: 1,
+                max: b.writes.into(),
+                why: " (a window wider than --writes pipelines nothing)",
+            });
+        }
         if self.symmetry && self.strategy == Strategy::Bfs {
             return Err(CheckError::SymmetryNeedsDfs);
         }

@@ -52,6 +52,24 @@ fn quorum_protocol_passes_with_two_writes() {
     assert_eq!(report.unique, 202_591);
 }
 
+/// Pipelined writes: two outstanding, and LAL 1, so that the second waits for the first's
+/// commit (back-pressure binds: the default LAL gives 1,126,615 states).
+#[test]
+fn quorum_protocol_passes_with_pipelined_writes_and_back_pressure() {
+    let mut opts = ModelCheck::new(ModelKind::Quorum, None);
+    opts.bounds = Bounds {
+        writes: 2,
+        losses: 0,
+        inflight: 2,
+        ..Bounds::default()
+    };
+    opts.lal = Some(1);
+    opts.out_dir = out_dir("pipelined");
+    let report = check(&opts);
+    assert_all_hold(&report);
+    assert_eq!(report.unique, 652_895);
+}
+
 /// Small bounds, checked both with symmetry reduction (DFS) and without it (BFS): the verdicts
 /// agree and the reduction is real.
 #[test]

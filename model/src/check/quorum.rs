@@ -127,7 +127,8 @@ fn describe_choice(t: &Topology, choice: &Choice) -> String {
 /// The bounds of an exhaustive run: every behaviour within them is explored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Bounds {
-    /// Writes the app client issues, one at a time, each followed by a read.
+    /// Writes the app client issues: one at a time, each followed by a read (with `inflight`
+    /// 1), or pipelined and followed by one read.
     pub writes: u8,
     /// Reads the reader client issues concurrently (the app client always reads once at the end).
     pub reads: u8,
@@ -144,7 +145,9 @@ pub struct Bounds {
     /// Promotions the control plane may make, each to a writer of the next epoch (the
     /// `failover` model: 1 to 3; 0 elsewhere).
     pub failovers: u8,
-    /// Writes the app client may have outstanding at once (at least 1).
+    /// Writes the app client may have outstanding at once (1 to `writes`). Above 1 the writes
+    /// go out together and one read follows them all, so the commit queue holds several, a
+    /// zombie can leave several records above VDL, and a small LAL (`Config::lal`) binds.
     pub inflight: u8,
 }
 
@@ -416,10 +419,19 @@ impl QuorumModel {
     fn build(cfg: Config, bounds: Bounds, failover: bool) -> Self {
         let segments: [Id; SEGMENTS] = std::array::from_fn(Id::from);
         let writer = Id::from(WRITER);
-        let app_script: Vec<Op> = (1..=bounds.writes as u64)
-            .flat_map(|v| [Op::Write(0, 10 * v), Op::Read(0)])
-            // In `failover` the old writer's client only writes: after promotion its reads are
-            // refused by the lease rule, and the reads that matter are the new client's.
+        // Sequential, each write is read back; pipelined (`inflight` > 1), the writes go out
+        // together and one read follows them all (a read is a barrier, so reads between the
+        // writes would leave nothing to pipeline).
+        let writes = (1..=bounds.writes as u64).map(|v| Op::Write(0, 10 * v));
+        let app_script: Vec<Op> = if bounds.inflight > 1 {
+            writes.chain([Op::Read(0)]).collect()
+        } else {
+            writes.flat_map(|w| [w, Op::Read(0)]).collect()
+        };
+        // In `failover` the old writer's client only writes: after promotion its reads are
+        // refused by the lease rule, and the reads that matter are the new client's.
+        let app_script = app_script
+            .into_iter()
             .filter(|o| !(failover && matches!(o, Op::Read(_))))
             .collect();
         let reader_script = vec![Op::Read(0); bounds.reads as usize];
