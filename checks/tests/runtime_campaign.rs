@@ -125,12 +125,24 @@ fn a_broken_protocol_fails_the_campaign_and_names_the_fault() {
         "a stale read is caught by lincheck or replay:\n{out}"
     );
     assert!(out.contains("seed 1; the fault before it: #"), "{out}");
-    assert!(
-        out.contains("rerun that round: sixfold campaign --dir DIR --seed 1 --first 0 --faults 25"),
-        "{out}"
+    // The round that failed: the verdict names the directory it kept.
+    let round: usize = out
+        .split("history, trace and logs kept in ")
+        .nth(1)
+        .and_then(|rest| rest.split("round-").nth(1))
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no kept round named:\n{out}"));
+    let rerun = format!(
+        "rerun that round: sixfold campaign --dir DIR --seed 1 --first {} --faults 25",
+        25 * round
     );
+    assert!(out.contains(&rerun), "{out}");
+    let kept = d.join(format!("round-{round}"));
     assert!(
-        d.join("round-0").join("run.ndjson").exists() && d.join("round-0/history.ndjson").exists(),
+        kept.join("run.ndjson").exists() && kept.join("history.ndjson").exists(),
         "a failed round keeps its trace and history"
     );
     let _ = std::fs::remove_dir_all(&dir);
