@@ -58,7 +58,11 @@ pub struct BoundArgs {
 
 impl BoundArgs {
     fn bounds(&self, model: ModelKind) -> Result<Bounds, CheckError> {
-        let d = model.default_bounds(self.deep, self.mutant);
+        self.bounds_over(model.default_bounds(self.deep, self.mutant))
+    }
+
+    /// The bounds asked for, each unset one taken from `d`.
+    pub(crate) fn bounds_over(&self, d: Bounds) -> Result<Bounds, CheckError> {
         let narrow = |name: &'static str, v: Option<u64>, default: u8| -> Result<u8, CheckError> {
             match v {
                 None => Ok(default),
@@ -153,7 +157,7 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError>
         opts.threads = 2;
     }
     if let Some(seed) = args.seed {
-        opts.seed = seed;
+        opts.plan.first = seed;
     }
     if args.simulate {
         opts.strategy = Strategy::Simulation;

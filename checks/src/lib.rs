@@ -8,3 +8,5 @@ pub mod lincheck_cmd;
 pub mod replay;
 pub mod runner;
 pub mod show;
+pub mod simulate;
+pub mod simulate_cmd;

@@ -36,6 +36,8 @@ enum Command {
     Replay(sixfold_checks::replay::ReplayArgs),
     /// Run a seeded fault campaign against a real cluster and check what its clients saw.
     Campaign(sixfold_checks::campaign::CampaignArgs),
+    /// Seeded random walks at deep bounds, every property judged on every state (not a proof).
+    Simulate(sixfold_checks::simulate_cmd::SimulateArgs),
     /// Draw a trace (counterexample or recorded run) as a self-contained web page.
     Show(sixfold_checks::show::ShowArgs),
 }
@@ -53,5 +55,6 @@ fn main() -> ExitCode {
         Command::Replay(args) => sixfold_checks::replay::run(&args),
         Command::Campaign(args) => sixfold_checks::campaign::run(&args),
         Command::Show(args) => sixfold_checks::show::run(&args),
+        Command::Simulate(args) => sixfold_checks::simulate_cmd::run(&args),
     }
 }

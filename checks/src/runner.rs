@@ -7,6 +7,7 @@
 //! breadth-first on one thread, because only then is the counterexample the shortest one, and the
 //! run stops at the first failing property.
 
+use crate::simulate;
 use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::properties::{self, Prop};
@@ -49,7 +50,9 @@ impl ModelKind {
     /// The bounds `sixfold check` explores when none are given, or with `--deep`. A mutant may
     /// need more than the defaults to show its bug: `gossip-ignores-truncation` needs gossip and
     /// an old writer that leaves a record behind above a committed one (two writes);
-    /// `no-repair` two failovers.
+    /// `no-repair` two failovers and a read between them, found by walks at the deep bounds
+    /// ([`ModelKind::walk_bounds`]) in under a second (at two failovers and one write the walks
+    /// take some 40 s).
     pub fn default_bounds(self, deep: bool, mutant: Option<Mutant>) -> Bounds {
         match (self, deep) {
             (ModelKind::Quorum, true) => Bounds::deep(),
@@ -58,10 +61,41 @@ impl ModelKind {
                 FailoverModel::gossip_bounds()
             }
             (ModelKind::Failover, false) if mutant == Some(Mutant::NoRepair) => {
-                FailoverModel::chain_bounds()
+                ModelKind::Failover.walk_bounds()
             }
             (ModelKind::Failover, false) => FailoverModel::default_bounds(),
             (ModelKind::Failover, true) => FailoverModel::deep_bounds(),
+        }
+    }
+
+    /// The deep bounds `sixfold simulate` walks by default, far beyond what exhaustive search
+    /// finishes: a dozen writes, every read and fault budget at its largest (an AZ plus one of
+    /// disk losses), and for `failover` a chain of three promotions with two writes in flight
+    /// and gossip on. Walks reach them because they keep no visited set; they prove nothing.
+    pub fn walk_bounds(self) -> Bounds {
+        let quorum = Bounds {
+            writes: 12,
+            reads: 3,
+            crashes: 4,
+            losses: 3,
+            ..Bounds::default()
+        };
+        match self {
+            ModelKind::Quorum => quorum,
+            // The gossip model reads only these: writes, and lost Appends (as `losses`).
+            ModelKind::Gossip => Bounds {
+                reads: 0,
+                crashes: 0,
+                ..quorum
+            },
+            ModelKind::Failover => Bounds {
+                reads: 2,
+                crashes: 2,
+                gossip: true,
+                failovers: 3,
+                inflight: 2,
+                ..quorum
+            },
         }
     }
 
@@ -71,22 +105,13 @@ impl ModelKind {
     /// depth-first with symmetry reduction, on one thread so the counterexample is the same in
     /// every run; the counterexample is then longer than it needs to be. `no-repair` lies deeper
     /// still (two promotions and a read between them): depth-first search had not reached it
-    /// after minutes, so it is found by seeded random walks (in well under a second).
+    /// after minutes, so it is found by seeded random walks (in well under a second), and its
+    /// walk is shrunk.
     pub fn mutant_strategy(self, mutant: Mutant) -> Strategy {
         match (self, mutant) {
             (ModelKind::Quorum | ModelKind::Gossip, _) => Strategy::Bfs,
             (ModelKind::Failover, Mutant::NoRepair) => Strategy::Simulation,
             (ModelKind::Failover, _) => Strategy::Dfs,
-        }
-    }
-
-    /// The seed a mutant's walks start from: `no-repair`'s is 4, the first of seeds 1 to 12 whose
-    /// walks find it within 5 s on two cores (seed 1 takes about 100 s; 4, 5 and 10 of the
-    /// twelve take under 8 s). Every other mutant is searched exhaustively.
-    pub fn mutant_seed(self, mutant: Mutant) -> u64 {
-        match (self, mutant) {
-            (ModelKind::Failover, Mutant::NoRepair) => 4,
-            _ => SIMULATION_SEED,
         }
     }
 
@@ -151,6 +176,9 @@ pub enum CheckError {
         /// Why the range is what it is.
         why: &'static str,
     },
+    /// A time budget that is not a positive number of seconds.
+    #[error("--seconds {0} is not a time to walk for: give a positive number of seconds")]
+    BadSeconds(f64),
     /// Symmetry reduction asked for with BFS, which stateright silently ignores.
     #[error("--symmetry works only with --dfs (stateright's BFS ignores symmetry reduction)")]
     SymmetryNeedsDfs,
@@ -187,6 +215,10 @@ pub enum Strategy {
     Simulation,
 }
 
+/// The most writes a walk's app client issues: its script (a write and a read each) fits the
+/// client's 32-request bitset.
+pub const MAX_WALK_WRITES: u64 = 16;
+
 /// The seed of the walks a simulation takes unless `--seed` names another.
 pub const SIMULATION_SEED: u64 = 1;
 
@@ -213,8 +245,8 @@ pub struct ModelCheck {
     pub explore_on: bool,
     /// The protocol's LAL, if not the default (`--lal`).
     pub lal: Option<Lsn>,
-    /// The seed of a simulation's walks (`--seed`).
-    pub seed: u64,
+    /// Which seeds a simulation walks and when it stops (`--seed`, `--seeds`, `--seconds`).
+    pub plan: simulate::Plan,
 }
 
 impl ModelCheck {
@@ -236,7 +268,13 @@ impl ModelCheck {
             progress: false,
             explore_on: false,
             lal: None,
-            seed: mutant.map_or(SIMULATION_SEED, |m| model.mutant_seed(m)),
+            plan: simulate::Plan {
+                first: SIMULATION_SEED,
+                last: None,
+                time: None,
+                states: Some(SIMULATION_STATES),
+                stop_at_violation: true,
+            },
         }
     }
 
@@ -268,8 +306,19 @@ impl ModelCheck {
         } else {
             (0, 0)
         };
+        // Walks keep no visited set, so they may go far deeper than an exhaustive search.
+        let (writes, crashes) = match self.strategy {
+            Strategy::Simulation => (MAX_WALK_WRITES, 16),
+            _ => (6, 4),
+        };
         let checks: [(&'static str, u64, u64, u64, &'static str); 8] = [
-            ("writes", b.writes.into(), 1, 6, ""),
+            (
+                "writes",
+                b.writes.into(),
+                1,
+                writes,
+                " (more than 6 only with seeded walks)",
+            ),
             (
                 "failovers",
                 b.failovers.into(),
@@ -280,7 +329,13 @@ impl ModelCheck {
             ("inflight", b.inflight.into(), 1, 4, ""),
             ("lal", self.config().lal, 1, 64, ""),
             ("reads", b.reads.into(), 0, 3, ""),
-            ("crashes", b.crashes.into(), 0, 4, ""),
+            (
+                "crashes",
+                b.crashes.into(),
+                0,
+                crashes,
+                " (more than 4 only with seeded walks)",
+            ),
             (
                 "losses",
                 b.losses.into(),
@@ -367,6 +422,8 @@ pub struct ModelReport {
     /// Whether the run explored everything (false when it stopped at a counterexample: a
     /// mutant's, or the protocol's first violated invariant without `--continue`).
     pub complete: bool,
+    /// What a simulation's walks covered (`None` for an exhaustive search).
+    pub walks: Option<WalkReport>,
     /// One verdict per property.
     pub verdicts: Vec<PropertyVerdict>,
 }
@@ -472,81 +529,83 @@ where
         elapsed,
         complete: !(any_failure && opts.stop_rule().is_some()),
         verdicts,
+        walks: checker.walks,
     })
 }
 
-/// The most states one simulation run visits before it gives up.
+/// The most states `check --simulate` visits when neither a last seed nor a time is given.
 const SIMULATION_STATES: usize = 20_000_000;
 
-/// The longest walk: every model here quiesces well before it.
-const SIMULATION_DEPTH: usize = 1_000;
-
-/// Seeded random walks from the initial state, each step uniform among the actions that change
-/// something, every property judged on every state; stops at the first violated invariant.
-/// Stateright 0.31's own simulation checker records a wrong action index whenever an action it
-/// picks turns out to be a no-op, so its paths cannot be rebuilt for these models; this walk
-/// keeps the actions themselves. `unique` counts nothing here (walks keep no visited set).
+/// Runs seeded walks ([`crate::simulate`]) and shrinks each `always` violation found.
 fn simulate<M>(opts: &ModelCheck, model: &M, properties: &[stateright::Property<M>]) -> Finished<M>
 where
-    M: Model,
-    M::State: std::hash::Hash + Clone + PartialEq,
-    M::Action: Clone + PartialEq,
+    M: CheckedModel + Sync,
+    M::State: fmt::Debug + std::hash::Hash + Clone + PartialEq,
+    M::Action: fmt::Debug + Clone + PartialEq + Send,
 {
-    let mut rng = opts.seed.max(1);
-    let mut next = move |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n as u64) as usize
+    let awaited = opts.mutant.and_then(|m| opts.model.expected_failure(m));
+    let report = |t: &simulate::Totals, elapsed: Duration| {
+        if opts.progress {
+            let secs = elapsed.as_secs_f64().max(1e-9);
+            eprintln!(
+                "  {} [{}]: {} walks, {} states, depth {}, {:.0} s, {} walks/s, {} states/s",
+                opts.model,
+                opts.mutant.map_or("protocol", Mutant::name),
+                group(t.walks as usize),
+                group(t.states as usize),
+                t.depth,
+                secs,
+                group((t.walks as f64 / secs) as usize),
+                group((t.states as f64 / secs) as usize),
+            );
+        }
     };
-    let mut discoveries = std::collections::HashMap::new();
-    let (mut states, mut depth) = (0, 0);
+    let outcome = simulate::run(
+        model,
+        properties,
+        M::is_fault,
+        &opts.plan,
+        opts.threads,
+        awaited,
+        &report,
+    );
     let init = model.init_states().swap_remove(0);
-    while states < SIMULATION_STATES {
-        let (mut state, mut path) = (init.clone(), Vec::new());
-        loop {
-            states += 1;
-            for p in properties {
-                let holds = (p.condition)(model, &state);
-                let found = match p.expectation {
-                    Expectation::Sometimes => holds,
-                    _ => !holds,
-                };
-                if found && !discoveries.contains_key(p.name) {
-                    let walk = stateright::Path::from_actions(model, init.clone(), &path);
-                    discoveries.extend(walk.map(|w| (p.name, w)));
-                }
-            }
-            let mut actions = Vec::new();
-            model.actions(&state, &mut actions);
-            let mut steps: Vec<_> = actions
-                .into_iter()
-                .filter_map(|a| Some((a.clone(), model.next_state(&state, a)?)))
-                .collect();
-            if steps.is_empty() || path.len() >= SIMULATION_DEPTH {
-                break;
-            }
-            let (action, successor) = steps.swap_remove(next(steps.len()));
-            path.push(action);
-            state = successor;
-        }
-        depth = depth.max(path.len());
-        let expected = opts.mutant.and_then(|m| opts.model.expected_failure(m));
-        let violated = properties.iter().any(|p| {
-            p.expectation == Expectation::Always
-                && discoveries.contains_key(p.name)
-                && expected.is_none_or(|e| e == p.name)
-        });
-        if violated && !opts.explore_on {
-            break;
-        }
+    let mut discoveries = std::collections::HashMap::new();
+    let mut seeds = std::collections::HashMap::new();
+    for (i, (p, found)) in properties.iter().zip(outcome.found).enumerate() {
+        let Some(found) = found else { continue };
+        let actions = match p.expectation {
+            Expectation::Sometimes => found.actions.clone(),
+            _ => simulate::shrink(model, properties, i, &found.actions),
+        };
+        seeds.insert(p.name, (found.seed, found.actions.len()));
+        let path = stateright::Path::from_actions(model, init.clone(), &actions)
+            .expect("a walk's steps replay from the initial state");
+        discoveries.insert(p.name, path);
     }
     Finished {
-        states,
+        states: outcome.totals.states as usize,
         unique: 0,
-        depth,
+        depth: outcome.totals.depth as usize,
         discoveries,
+        walks: Some(WalkReport {
+            totals: outcome.totals,
+            seeds: outcome.seeds,
+            found: seeds,
+        }),
     }
+}
+
+/// What the walks of a simulation covered, beside the checker's usual numbers.
+#[derive(Clone, Debug)]
+pub struct WalkReport {
+    /// Walks, states, depth and walks cut short.
+    pub totals: simulate::Totals,
+    /// The seeds walked, as inclusive ranges.
+    pub seeds: Vec<(u64, u64)>,
+    /// Per property discovered: the lowest seed that discovered it and that walk's steps up to
+    /// the discovery, before shrinking.
+    pub found: std::collections::HashMap<&'static str, (u64, usize)>,
 }
 
 /// What a finished checker found.
@@ -555,6 +614,7 @@ struct Finished<M: Model> {
     unique: usize,
     depth: usize,
     discoveries: std::collections::HashMap<&'static str, stateright::Path<M::State, M::Action>>,
+    walks: Option<WalkReport>,
 }
 
 /// Prints progress once a second until the checker is done, then joins it.
@@ -587,6 +647,7 @@ where
         unique: checker.unique_state_count(),
         depth: checker.max_depth(),
         discoveries: checker.discoveries(),
+        walks: None,
     }
 }
 
@@ -594,6 +655,8 @@ where
 pub trait CheckedModel: Model {
     /// The representative of a state's symmetry class.
     fn canonical(state: &Self::State) -> Self::State;
+    /// Whether an action is a fault, which seeded walks take rarely.
+    fn is_fault(action: &Self::Action) -> bool;
     /// A counterexample path to `property` as trace lines.
     fn counterexample(
         &self,
@@ -605,6 +668,9 @@ pub trait CheckedModel: Model {
 impl CheckedModel for QuorumModel {
     fn canonical(state: &Self::State) -> Self::State {
         symmetry::canonical(state)
+    }
+    fn is_fault(action: &Self::Action) -> bool {
+        action.is_fault()
     }
     fn counterexample(
         &self,
@@ -621,6 +687,9 @@ macro_rules! wraps_quorum {
         impl CheckedModel for $model {
             fn canonical(state: &Self::State) -> Self::State {
                 symmetry::canonical(state)
+            }
+            fn is_fault(action: &Self::Action) -> bool {
+                action.is_fault()
             }
             fn counterexample(
                 &self,
@@ -724,10 +793,13 @@ pub fn summary(reports: &[ModelReport]) -> String {
             r.depth,
             r.elapsed.as_secs_f64(),
             group(r.rate() as usize),
-            if r.complete {
-                "all"
-            } else {
-                "until counterexample"
+            match (&r.walks, r.complete) {
+                (Some(w), _) => format!(
+                    "{} seeded walks (not a proof)",
+                    group(w.totals.walks as usize)
+                ),
+                (None, true) => "all".to_string(),
+                (None, false) => "until counterexample".to_string(),
             }
         ));
     }

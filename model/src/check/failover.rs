@@ -122,15 +122,6 @@ impl FailoverModel {
         }
     }
 
-    /// The bounds of a failover chain: two promotions, so that a read served right after the
-    /// first recovery meets a second recovery that may void it.
-    pub fn chain_bounds() -> Bounds {
-        Bounds {
-            failovers: 2,
-            ..Self::default_bounds()
-        }
-    }
-
     /// The `--deep` preset: one segment crash-restart and one disk loss on top of the defaults.
     pub fn deep_bounds() -> Bounds {
         Bounds {

@@ -264,6 +264,22 @@ pub enum QuorumAction {
     StartReader(Id),
 }
 
+impl QuorumAction {
+    /// Whether this step is a fault the environment injects (a crash, a disk loss, a lost
+    /// message, a promotion) rather than the system's own progress. Seeded walks take faults
+    /// rarely, so that a walk at deep bounds makes progress between them rather than spending its
+    /// fault budget in its first steps.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            QuorumAction::Restart(_)
+                | QuorumAction::LoseDisk(_)
+                | QuorumAction::Promote(_)
+                | QuorumAction::Actor(ActorModelAction::Drop(_))
+        )
+    }
+}
+
 /// The quorum model: an `ActorModel` of the protocol wrapped to add disk loss and to confine
 /// crashes to segments within the AZ+1 budget.
 #[derive(Clone)]

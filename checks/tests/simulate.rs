@@ -1,0 +1,194 @@
+//! Seeded walks at deep bounds (`sixfold simulate`): every mutant is found within a fixed seed
+//! range and its shrunk counterexample replays; the protocol passes; one seed names one run
+//! whatever the threads; shards merge into the verdict of the whole range.
+
+use sixfold_checks::replay::{replay, ReplayVerdict};
+use sixfold_checks::runner::{run, ModelCheck, ModelKind, ModelReport, Strategy};
+use sixfold_impl::trace_merge::load;
+use sixfold_model::protocol::config::Mutant;
+use std::process::Command;
+
+fn out_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("sixfold-sim-{}-{name}", std::process::id()))
+}
+
+/// Walks `seeds` of `model` at its deep bounds.
+fn walks(
+    model: ModelKind,
+    mutant: Option<Mutant>,
+    seeds: (u64, u64),
+    threads: usize,
+) -> ModelReport {
+    let mut opts = ModelCheck::new(model, mutant);
+    opts.bounds = model.walk_bounds();
+    opts.strategy = Strategy::Simulation;
+    opts.symmetry = false;
+    opts.threads = threads;
+    opts.plan.first = seeds.0;
+    opts.plan.last = Some(seeds.1);
+    opts.plan.states = None;
+    opts.out_dir = out_dir(&format!(
+        "{model}-{}",
+        mutant.map_or("protocol", Mutant::name)
+    ));
+    run(&opts).expect("valid options")
+}
+
+/// Every mutant of every model, found by walks of seeds 1 to 2,000 at the model's deep bounds
+/// (each in under a second on two cores; `sixfold simulate M --mutant X` times them), broken
+/// on the property the catalogue names, shrunk, and replayed from its trace.
+#[test]
+fn every_mutant_is_found_at_deep_bounds_and_its_shrunk_walk_replays() {
+    for model in ModelKind::ALL {
+        for (mutant, property) in model.mutants() {
+            let report = walks(model, Some(mutant), (1, 2_000), 2);
+            let v = report.verdicts.iter().find(|v| v.name == property).unwrap();
+            assert!(
+                !v.holds,
+                "{model} {mutant}: walks of seeds 1..=2000 miss it"
+            );
+            let w = report.walks.as_ref().expect("a simulation reports walks");
+            let (seed, unshrunk) = w.found[property];
+            assert!(v.steps <= unshrunk, "{mutant}: shrinking never lengthens");
+            assert_eq!(w.seeds.last().map(|r| r.1), Some(seed), "stops at its seed");
+            let trace = load(v.trace.as_ref().expect("trace written")).expect("trace loads");
+            let replayed = replay(&trace);
+            assert!(
+                matches!(&replayed.verdict, ReplayVerdict::Reproduced { property: p, .. } if p == property),
+                "{mutant}: the shrunk counterexample replays: {:?}",
+                replayed.verdict
+            );
+        }
+    }
+}
+
+/// The protocol at deep bounds: no `always` property broken in 300 walks of each model, every
+/// `sometimes` reached (so the walks do exercise commits, reads, gossip and failovers).
+#[test]
+fn the_protocol_passes_its_walks_at_deep_bounds() {
+    for model in ModelKind::ALL {
+        let report = walks(model, None, (1, 300), 2);
+        for v in &report.verdicts {
+            assert!(v.holds, "{model}: {} {} fails", v.expectation, v.name);
+        }
+        let w = report.walks.as_ref().unwrap();
+        assert_eq!(w.totals.walks, 300);
+        assert_eq!(w.seeds, [(1, 300)]);
+        assert_eq!(w.totals.cut, 0, "{model}: every walk quiesces");
+        assert!(w.totals.depth > 40, "{model}: walks go deep");
+    }
+}
+
+/// One seed names one run: the same seeds on one thread and on two give the same counts and
+/// the same discoveries, and a mutant's violation comes from the same seed.
+#[test]
+fn a_seed_range_gives_the_same_outcome_on_any_number_of_threads() {
+    for mutant in [None, Some(Mutant::NoTruncation)] {
+        let one = walks(ModelKind::Failover, mutant, (1, 1_000), 1);
+        let two = walks(ModelKind::Failover, mutant, (1, 1_000), 2);
+        let (a, b) = (one.walks.as_ref().unwrap(), two.walks.as_ref().unwrap());
+        assert_eq!(a.totals, b.totals);
+        assert_eq!(a.seeds, b.seeds);
+        assert_eq!(a.found, b.found);
+        let steps = |r: &ModelReport| r.verdicts.iter().map(|v| v.steps).collect::<Vec<_>>();
+        assert_eq!(steps(&one), steps(&two), "the same shrunk counterexamples");
+    }
+}
+
+fn sixfold(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sixfold"))
+        .args(args)
+        .output()
+        .expect("sixfold runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Two shards of a seed range, run as two commands and merged, give the verdict and the counts
+/// of one run over the whole range.
+#[test]
+fn shards_merge_into_the_whole_range() {
+    let dir = out_dir("shards");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let shard = |seeds: &str, json: &str| {
+        let (code, out, err) = sixfold(&[
+            "simulate",
+            "quorum",
+            "--seeds",
+            seeds,
+            "-q",
+            "--json",
+            &file(json),
+            "--out",
+            &file("ce"),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    shard("1..200", "a.json");
+    shard("201..400", "b.json");
+    let whole = shard("1..400", "whole.json");
+    let (code, merged, err) = sixfold(&["simulate", "--merge", &file("a.json"), &file("b.json")]);
+    assert_eq!(code, 0, "{err}");
+    let counts = |out: &str| {
+        out.lines()
+            .find(|l| l.contains(" walks, "))
+            .map(|l| {
+                l.split(" s, ")
+                    .next()
+                    .unwrap()
+                    .rsplit_once(',')
+                    .unwrap()
+                    .0
+                    .to_string()
+            })
+            .expect("a counts line")
+    };
+    assert!(merged.contains("seeds 1..=400"), "{merged}");
+    assert_eq!(counts(&merged), counts(&whole), "{merged}\n{whole}");
+    let verdicts = |out: &str| {
+        out.lines()
+            .filter(|l| l.starts_with("always") || l.starts_with("sometimes"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(verdicts(&merged), verdicts(&whole));
+    let (code, _, err) = sixfold(&["simulate", "--merge", &file("a.json"), &file("a.json")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("overlap"), "{err}");
+}
+
+/// Bad input gets a message and exit status 2, never a panic.
+#[test]
+fn bad_simulation_input_is_refused_with_a_reason() {
+    let garbage = out_dir("garbage.json");
+    std::fs::create_dir_all(garbage.parent().unwrap()).unwrap();
+    std::fs::write(&garbage, "{not json").unwrap();
+    let garbage = garbage.to_string_lossy().into_owned();
+    for (args, says) in [
+        (vec!["simulate", "quorum", "--seeds", "9..3"], "empty"),
+        (vec!["simulate", "quorum", "--seconds", "0"], "positive"),
+        (
+            vec!["simulate", "quorum", "--writes", "40"],
+            "between 1 and 16",
+        ),
+        (vec!["simulate", "raft"], "unknown model"),
+        (
+            vec!["simulate", "quorum", "--mutant", "no-fencing"],
+            "no mutant",
+        ),
+        (
+            vec!["simulate", "--merge", garbage.as_str()],
+            "not a simulation summary",
+        ),
+    ] {
+        let (code, _, err) = sixfold(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
