@@ -34,32 +34,96 @@ fn walks(
     run(&opts).expect("valid options")
 }
 
-/// Every mutant of every model, found by walks of seeds 1 to 2,000 at the model's deep bounds
-/// (each in under a second on two cores; `sixfold simulate M --mutant X` times them), broken
-/// on the property the catalogue names, shrunk, and replayed from its trace.
+/// A mutant, found by walks of seeds 1 to 2,000 at the model's deep bounds (each in under a
+/// second on two cores; `cargo bench -p sixfold-checks --bench simulate` times them), broken on
+/// `property`, shrunk, and replayed from its trace.
+fn found(model: ModelKind, mutant: Mutant, property: &str) {
+    assert_eq!(
+        model.expected_failure(mutant),
+        Some(property),
+        "the catalogue agrees"
+    );
+    let report = walks(model, Some(mutant), (1, 2_000), 2);
+    let v = report.verdicts.iter().find(|v| v.name == property).unwrap();
+    assert!(
+        !v.holds,
+        "{model} {mutant}: walks of seeds 1..=2000 miss it"
+    );
+    let w = report.walks.as_ref().expect("a simulation reports walks");
+    let (seed, unshrunk) = w.found[property];
+    assert!(v.steps <= unshrunk, "{mutant}: shrinking never lengthens");
+    assert_eq!(w.seeds.last().map(|r| r.1), Some(seed), "stops at its seed");
+    let trace = load(v.trace.as_ref().expect("trace written")).expect("trace loads");
+    let replayed = replay(&trace);
+    assert!(
+        matches!(&replayed.verdict, ReplayVerdict::Reproduced { property: p, .. } if p == property),
+        "{mutant}: the shrunk counterexample replays: {:?}",
+        replayed.verdict
+    );
+}
+
 #[test]
-fn every_mutant_is_found_at_deep_bounds_and_its_shrunk_walk_replays() {
-    for model in ModelKind::ALL {
-        for (mutant, property) in model.mutants() {
-            let report = walks(model, Some(mutant), (1, 2_000), 2);
-            let v = report.verdicts.iter().find(|v| v.name == property).unwrap();
-            assert!(
-                !v.holds,
-                "{model} {mutant}: walks of seeds 1..=2000 miss it"
-            );
-            let w = report.walks.as_ref().expect("a simulation reports walks");
-            let (seed, unshrunk) = w.found[property];
-            assert!(v.steps <= unshrunk, "{mutant}: shrinking never lengthens");
-            assert_eq!(w.seeds.last().map(|r| r.1), Some(seed), "stops at its seed");
-            let trace = load(v.trace.as_ref().expect("trace written")).expect("trace loads");
-            let replayed = replay(&trace);
-            assert!(
-                matches!(&replayed.verdict, ReplayVerdict::Reproduced { property: p, .. } if p == property),
-                "{mutant}: the shrunk counterexample replays: {:?}",
-                replayed.verdict
-            );
-        }
-    }
+fn walks_find_write_quorum_3() {
+    found(ModelKind::Quorum, Mutant::WriteQuorum3, "durability");
+}
+
+#[test]
+fn walks_find_read_any_node() {
+    found(ModelKind::Quorum, Mutant::ReadAnyNode, "no stale read");
+}
+
+#[test]
+fn walks_find_read_unbounded() {
+    found(
+        ModelKind::Quorum,
+        Mutant::ReadUnbounded,
+        "no uncommitted read",
+    );
+}
+
+#[test]
+fn walks_find_ack_before_persist() {
+    found(ModelKind::Quorum, Mutant::AckBeforePersist, "durability");
+}
+
+#[test]
+fn walks_find_no_fencing() {
+    found(ModelKind::Failover, Mutant::NoFencing, "no stale commit");
+}
+
+#[test]
+fn walks_find_no_truncation() {
+    found(ModelKind::Failover, Mutant::NoTruncation, "no resurrection");
+}
+
+#[test]
+fn walks_find_gossip_ignores_truncation() {
+    found(
+        ModelKind::Failover,
+        Mutant::GossipIgnoresTruncation,
+        "no resurrection",
+    );
+}
+
+#[test]
+fn walks_find_recover_with_2() {
+    found(
+        ModelKind::Failover,
+        Mutant::RecoverWith2,
+        "durability across failover",
+    );
+}
+
+#[test]
+fn walks_find_no_repair() {
+    found(ModelKind::Failover, Mutant::NoRepair, "no voided read");
+}
+
+/// Every mutant has its test above.
+#[test]
+fn every_mutant_has_a_walk_test() {
+    let all: usize = ModelKind::ALL.iter().map(|m| m.mutants().len()).sum();
+    assert_eq!(all, 9, "a new mutant needs a walks_find_ test");
 }
 
 /// The protocol at deep bounds: no `always` property broken in 300 walks of each model, every
