@@ -19,7 +19,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 
 quick=(w1 w1-read1 write-quorum-3)
-all=(w1 w1-read1 w1-loss1 w1-lossy w2 w2-inflight2-lal1 write-quorum-3)
+all=(w1 w1-crash1 w1-read1 w1-loss1 w1-lossy w2 w2-inflight2-lal1 write-quorum-3)
 witnesses=false
 case "${1:-}" in
   "") bounds=("${quick[@]}") ;;
