@@ -5,7 +5,7 @@ use clap::Args;
 use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::quorum::{Bounds, QuorumModel};
-use sixfold_model::protocol::config::Mutant;
+use sixfold_model::protocol::config::{Geometry, Mutant};
 use stateright::{Checker, HasDiscoveries};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -48,6 +48,10 @@ pub struct BoundArgs {
     /// truncation [default: 8; 1..=64].
     #[arg(long)]
     pub lal: Option<u64>,
+    /// Six full segments, or three full and three tail ones (writes 4/6 or 3/3 full, reads
+    /// 3/6 with a full one) [default: six; full-tail for `read-ignores-full`].
+    #[arg(long, value_name = "six|full-tail")]
+    pub geometry: Option<Geometry>,
     /// A deliberately broken protocol variant (see `sixfold mutants`).
     #[arg(long, value_name = "NAME")]
     pub mutant: Option<Mutant>,
@@ -146,6 +150,7 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError>
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     opts.bounds = args.bounds.bounds(model)?;
     opts.lal = args.bounds.lal;
+    opts.geometry = args.bounds.geometry;
     if args.bfs {
         opts.strategy = Strategy::Bfs;
         opts.symmetry = false;
@@ -269,7 +274,9 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
     };
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     match args.bounds.bounds(model) {
-        Ok(b) => (opts.bounds, opts.lal) = (b, args.bounds.lal),
+        Ok(b) => {
+            (opts.bounds, opts.lal, opts.geometry) = (b, args.bounds.lal, args.bounds.geometry)
+        }
         Err(e) => {
             eprintln!("sixfold explore: {e}");
             return ExitCode::from(2);

@@ -427,7 +427,13 @@ impl<'a> Run<'a> {
             states: vec![None; nodes.len()],
             storages: vec![None; nodes.len()],
             nodes,
-            ghost: KeyedHistory::default(),
+            ghost: KeyedHistory {
+                volume: Ghost {
+                    geometry: h.config.geometry,
+                    ..Ghost::default()
+                },
+                ..KeyedHistory::default()
+            },
             timeline: String::new(),
             violated: None,
             steps: 0,

@@ -13,7 +13,7 @@ use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::properties::{self, Prop};
 use sixfold_model::check::quorum::{Bounds, QuorumModel};
 use sixfold_model::check::symmetry;
-use sixfold_model::protocol::config::{Config, Mutant};
+use sixfold_model::protocol::config::{Config, Geometry, Mutant};
 use sixfold_model::protocol::msg::Lsn;
 use sixfold_model::trace::Line;
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
@@ -60,7 +60,9 @@ impl ModelKind {
             (ModelKind::Failover, false) if mutant == Some(Mutant::GossipIgnoresTruncation) => {
                 FailoverModel::gossip_bounds()
             }
-            (ModelKind::Failover, false) if mutant == Some(Mutant::NoRepair) => {
+            (ModelKind::Failover, false)
+                if matches!(mutant, Some(Mutant::NoRepair | Mutant::ReadIgnoresFull)) =>
+            {
                 ModelKind::Failover.walk_bounds()
             }
             (ModelKind::Failover, false) => FailoverModel::default_bounds(),
@@ -106,11 +108,14 @@ impl ModelKind {
     /// every run; the counterexample is then longer than it needs to be. `no-repair` lies deeper
     /// still (two promotions and a read between them): depth-first search had not reached it
     /// after minutes, so it is found by seeded random walks (in well under a second), and its
-    /// walk is shrunk.
+    /// walk is shrunk. So is `read-ignores-full`: depth-first search needs over a minute to
+    /// find a commit on the three full segments alone followed by a recovery from the tails.
     pub fn mutant_strategy(self, mutant: Mutant) -> Strategy {
         match (self, mutant) {
             (ModelKind::Quorum | ModelKind::Gossip, _) => Strategy::Bfs,
-            (ModelKind::Failover, Mutant::NoRepair) => Strategy::Simulation,
+            (ModelKind::Failover, Mutant::NoRepair | Mutant::ReadIgnoresFull) => {
+                Strategy::Simulation
+            }
             (ModelKind::Failover, _) => Strategy::Dfs,
         }
     }
@@ -176,6 +181,9 @@ pub enum CheckError {
         /// Why the range is what it is.
         why: &'static str,
     },
+    /// The full/tail mutant asked for on six full segments, where it changes nothing.
+    #[error("mutant read-ignores-full drops a full/tail rule: it needs --geometry full-tail")]
+    MutantNeedsFullTail,
     /// A time budget that is not a positive number of seconds.
     #[error("--seconds {0} is not a time to walk for: give a positive number of seconds")]
     BadSeconds(f64),
@@ -245,6 +253,8 @@ pub struct ModelCheck {
     pub explore_on: bool,
     /// The protocol's LAL, if not the default (`--lal`).
     pub lal: Option<Lsn>,
+    /// The geometry, if not the mutant's default (`--geometry`).
+    pub geometry: Option<Geometry>,
     /// Which seeds a simulation walks and when it stops (`--seed`, `--seeds`, `--seconds`).
     pub plan: simulate::Plan,
 }
@@ -268,6 +278,7 @@ impl ModelCheck {
             progress: false,
             explore_on: false,
             lal: None,
+            geometry: None,
             plan: simulate::Plan {
                 first: SIMULATION_SEED,
                 last: None,
@@ -283,6 +294,7 @@ impl ModelCheck {
         let cfg = Config::new(self.mutant);
         Config {
             lal: self.lal.unwrap_or(cfg.lal),
+            geometry: self.geometry.unwrap_or(cfg.geometry),
             ..cfg
         }
     }
@@ -367,6 +379,9 @@ impl ModelCheck {
         }
         if self.symmetry && self.strategy == Strategy::Bfs {
             return Err(CheckError::SymmetryNeedsDfs);
+        }
+        if self.mutant == Some(Mutant::ReadIgnoresFull) && self.config().geometry == Geometry::Six {
+            return Err(CheckError::MutantNeedsFullTail);
         }
         if let Some(mutant) = self.mutant {
             if self.model.expected_failure(mutant).is_none() {

@@ -78,6 +78,7 @@ fn options(args: &SimulateArgs, model: ModelKind) -> Result<ModelCheck, CheckErr
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     opts.bounds = args.bounds.bounds_over(model.walk_bounds())?;
     opts.lal = args.bounds.lal;
+    opts.geometry = args.bounds.geometry;
     opts.strategy = Strategy::Simulation;
     opts.symmetry = false;
     opts.threads = args.threads;

@@ -52,6 +52,19 @@ fn zero_and_absurd_bounds_are_refused() {
     let o = sixfold(&["check", "quorum", "--bfs", "--symmetry"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("only with --dfs"));
+    let o = sixfold(&["check", "quorum", "--geometry", "five"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("valid geometries: six, full-tail"));
+    let o = sixfold(&[
+        "check",
+        "failover",
+        "--mutant",
+        "read-ignores-full",
+        "--geometry",
+        "six",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("needs --geometry full-tail"));
 }
 
 #[test]
@@ -110,6 +123,7 @@ fn mutants_lists_each_with_its_property() {
         "no-truncation",
         "gossip-ignores-truncation",
         "recover-with-2",
+        "read-ignores-full",
     ] {
         let row = t.lines().find(|l| l.starts_with(line)).expect(line);
         assert!(row.contains("failover"), "{row}");

@@ -3,7 +3,7 @@
 
 use sixfold_checks::runner::{run, ModelCheck, ModelKind, ModelReport, Strategy};
 use sixfold_model::check::quorum::Bounds;
-use sixfold_model::protocol::config::Mutant;
+use sixfold_model::protocol::config::{Geometry, Mutant};
 
 fn out_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sixfold-test-{}-{name}", std::process::id()))
@@ -239,6 +239,32 @@ fn gossip_ignoring_truncation_resurrects_a_record() {
 #[test]
 fn serving_reads_before_repair_voids_a_read() {
     caught_in(ModelKind::Failover, Mutant::NoRepair, "no voided read", 93);
+}
+
+/// Full/tail geometry with the "one of three full" read condition dropped: a commit on the
+/// three full segments alone, then a recovery from the three tails, which never saw it. Found
+/// by seeded walks at the deep bounds (seed 49) and shrunk.
+#[test]
+fn recovering_from_three_tails_loses_a_commit() {
+    caught_in(
+        ModelKind::Failover,
+        Mutant::ReadIgnoresFull,
+        "durability across failover",
+        21,
+    );
+}
+
+/// Three full and three tail segments (writes 4/6 or 3/3 full, reads 3/6 with a full one, reads
+/// served by full segments only), at the default bounds, with symmetry within each class.
+#[test]
+fn quorum_full_tail_passes_at_default_bounds() {
+    let mut opts = ModelCheck::new(ModelKind::Quorum, None);
+    opts.geometry = Some(Geometry::FullTail);
+    opts.out_dir = out_dir("full-tail");
+    let report = check(&opts);
+    assert_all_hold(&report);
+    assert_eq!(report.verdicts.len(), 6);
+    assert_eq!(report.unique, 289_413);
 }
 
 #[test]

@@ -119,11 +119,20 @@ fn walks_find_no_repair() {
     found(ModelKind::Failover, Mutant::NoRepair, "no voided read");
 }
 
+#[test]
+fn walks_find_read_ignores_full() {
+    found(
+        ModelKind::Failover,
+        Mutant::ReadIgnoresFull,
+        "durability across failover",
+    );
+}
+
 /// Every mutant has its test above.
 #[test]
 fn every_mutant_has_a_walk_test() {
     let all: usize = ModelKind::ALL.iter().map(|m| m.mutants().len()).sum();
-    assert_eq!(all, 9, "a new mutant needs a walks_find_ test");
+    assert_eq!(all, 10, "a new mutant needs a walks_find_ test");
 }
 
 /// The protocol at deep bounds: no `always` property broken in 300 walks of each model, every

@@ -191,7 +191,7 @@ pub const FAILOVER: &[Prop] = &[
             "ghost, storages",
             |v| !v.ghost.lost_commit && v.durable(),
         ),
-        &[Mutant::RecoverWith2],
+        &[Mutant::RecoverWith2, Mutant::ReadIgnoresFull],
     ),
     catching(
         prop(

@@ -53,7 +53,7 @@
 use crate::check::properties::{self, Judged};
 use crate::protocol::actor::{Node, NodeState};
 use crate::protocol::client::{Client, Op};
-use crate::protocol::config::{Config, READ_QUORUM, SEGMENTS};
+use crate::protocol::config::{Config, Geometry, SEGMENTS};
 use crate::protocol::control;
 use crate::protocol::effects::Choice;
 use crate::protocol::effects::{NodeStorage, NodeTimer};
@@ -240,6 +240,8 @@ pub struct Ghost {
     pub truncated: bool,
     /// Writers the control plane has promoted so far.
     pub promotions: u8,
+    /// The geometry whose read quorums durability is judged against (a constant of the run).
+    pub geometry: Geometry,
 }
 
 /// The state of the quorum model: stateright's actor-system state with our ghost history.
@@ -394,22 +396,22 @@ impl Ghost {
     /// Durability: every LSN up to `committed` (other than truncated ones, which hold no record)
     /// is held in the saved log of enough surviving
     /// segments (`storages` by segment index, `lost` a bitset) that every read quorum of
-    /// surviving segments (three, the geometry's, whatever quorum a mutant uses) contains it.
+    /// surviving segments (the geometry's: three, one of them full, whatever quorum a mutant
+    /// uses) contains it.
     pub fn durable(&self, storages: &[Option<NodeStorage>]) -> bool {
-        let lost = self.lost;
-        let survivors = SEGMENTS - lost.count_ones() as usize;
+        let survivors = !self.lost & ((1 << SEGMENTS) - 1);
         (1..=self.committed).all(|lsn| {
-            let holders = (0..SEGMENTS)
-                .filter(|&i| lost & (1 << i) == 0)
+            let missing = (0..SEGMENTS)
+                .filter(|&i| survivors & (1 << i) != 0)
                 .filter(|&i| match &storages[i] {
                     // A truncated LSN holds no record: knowing the range is holding it.
                     Some(NodeStorage::Segment(log)) => {
-                        log.contains(lsn) || log.truncations().iter().any(|t| t.covers(lsn))
+                        !(log.contains(lsn) || log.truncations().iter().any(|t| t.covers(lsn)))
                     }
-                    None => false,
+                    None => true,
                 })
-                .count();
-            survivors - holders < READ_QUORUM
+                .fold(0u8, |set, i| set | 1 << i);
+            !self.geometry.is_read_quorum(missing)
         })
     }
 }
@@ -457,7 +459,11 @@ impl QuorumModel {
             1
         };
 
-        let mut inner = ActorModel::new(cfg, Ghost::default())
+        let ghost = Ghost {
+            geometry: cfg.geometry,
+            ..Ghost::default()
+        };
+        let mut inner = ActorModel::new(cfg, ghost)
             .actors((0..SEGMENTS).map(|_| Node::Segment(StorageNode::new(cfg))))
             .actors((0..writers).map(|n| {
                 Node::Writer(Writer {

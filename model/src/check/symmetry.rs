@@ -25,6 +25,11 @@
 //! they talk to; the canonical form is then one of a few relabellings (less reduction, never
 //! unsound: every representative is a relabelling of the state).
 //!
+//! In the full/tail geometry only full segments are interchangeable among themselves, and tails
+//! among themselves (a full segment serves reads and counts toward the 3/3 write quorum, a tail
+//! does not): segments are sorted within their class ([`sorted_within_classes`]), read off the
+//! ghost's geometry, and the theorem below is tested with class-preserving relabellings.
+//!
 //! Symmetry is only sound for DFS and simulation in stateright; BFS ignores it.
 
 use crate::check::quorum::{in_flight, QuorumState};
@@ -120,12 +125,33 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
             pulling[i],
         ))
     });
-    let mut order: [usize; SEGMENTS] = std::array::from_fn(|i| i);
-    order.sort_by_key(|&i| sigs[i]);
+    let order = sorted_within_classes(state.history.geometry.full(), &sigs);
     if order.iter().enumerate().all(|(i, &o)| i == o) {
         return state.clone();
     }
     permute(state, &order)
+}
+
+/// The segments ordered by signature within their class: full segments fill the full
+/// positions in signature order, tails the tail positions. With six full segments that is one
+/// sort of all six; in the full/tail geometry a full segment is never relabelled as a tail.
+fn sorted_within_classes(full: u8, sigs: &[u64; SEGMENTS]) -> [usize; SEGMENTS] {
+    let class = |is_full: bool| {
+        let mut members: Vec<usize> = (0..SEGMENTS)
+            .filter(|&i| (full & (1 << i) != 0) == is_full)
+            .collect();
+        members.sort_by_key(|&i| sigs[i]);
+        members.into_iter()
+    };
+    let (mut fulls, mut tails) = (class(true), class(false));
+    std::array::from_fn(|pos| {
+        let next = if full & (1 << pos) != 0 {
+            fulls.next()
+        } else {
+            tails.next()
+        };
+        next.expect("each class fills its own positions")
+    })
 }
 
 /// Relabel the segments named in a set of random choices.
@@ -194,7 +220,7 @@ mod tests {
     use crate::check::failover::FailoverModel;
     use crate::check::gossip::GossipModel;
     use crate::check::quorum::{Bounds, QuorumAction, QuorumModel};
-    use crate::protocol::config::Config;
+    use crate::protocol::config::{Config, Geometry};
     use stateright::Model;
 
     /// A seeded generator of indices below `n`: one seed names one walk.
@@ -207,20 +233,45 @@ mod tests {
         }
     }
 
+    /// A random relabelling that keeps each segment in its class (any, with six full ones).
+    fn shuffle(geometry: Geometry, next: &mut impl FnMut(usize) -> usize) -> [usize; SEGMENTS] {
+        let full = geometry.full();
+        let mut order: [usize; SEGMENTS] = std::array::from_fn(|i| i);
+        for class in [true, false] {
+            let slots: Vec<usize> = (0..SEGMENTS)
+                .filter(|&i| (full & (1 << i) != 0) == class)
+                .collect();
+            for k in (1..slots.len()).rev() {
+                order.swap(slots[k], slots[next(k + 1)]);
+            }
+        }
+        order
+    }
+
+    fn full_tail() -> Config {
+        Config {
+            geometry: Geometry::FullTail,
+            ..Config::default()
+        }
+    }
+
     /// Walks random paths and checks, at every state, that relabelling the segments any way
     /// leads to the same canonical form: the reduction merges exactly the symmetric states.
     #[test]
     fn canonical_form_ignores_segment_labels() {
-        let model = QuorumModel::new(Config::default(), Bounds::default());
+        for cfg in [Config::default(), full_tail()] {
+            canonical_form_ignores_labels_in(cfg);
+        }
+    }
+
+    fn canonical_form_ignores_labels_in(cfg: Config) {
+        let model = QuorumModel::new(cfg, Bounds::default());
         let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for _ in 0..300 {
             let mut state = model.init_states().remove(0);
             for _ in 0..60 {
-                let mut order: [usize; SEGMENTS] = std::array::from_fn(|i| i);
-                for i in (1..SEGMENTS).rev() {
-                    order.swap(i, next(i + 1));
-                }
+                let order = shuffle(cfg.geometry, &mut next);
                 let relabelled = permute(&state, &order);
                 assert_eq!(
                     canonical(&relabelled),
@@ -252,10 +303,7 @@ mod tests {
         for _ in 0..walks {
             let mut state = model.init_states().remove(0);
             for _ in 0..80 {
-                let mut order: [usize; SEGMENTS] = std::array::from_fn(|i| i);
-                for i in (1..SEGMENTS).rev() {
-                    order.swap(i, next(i + 1));
-                }
+                let order = shuffle(state.history.geometry, &mut next);
                 let steps = model.next_steps(&state);
                 let moved: HashSet<QuorumState> =
                     steps.iter().map(|(_, t)| permute(t, &order)).collect();
@@ -300,5 +348,45 @@ mod tests {
         };
         let model = FailoverModel::new(Config::default(), bounds);
         steps_commute_with_relabelling(&model, 150);
+    }
+
+    /// Full/tail: relabellings within a class commute with steps, in `quorum` and `failover`.
+    #[test]
+    fn full_tail_steps_commute_with_relabelling_within_classes() {
+        let quorum = QuorumModel::new(full_tail(), Bounds::deep());
+        steps_commute_with_relabelling(&quorum, 100);
+        let failover = FailoverModel::new(full_tail(), FailoverModel::default_bounds());
+        steps_commute_with_relabelling(&failover, 100);
+    }
+
+    /// A relabelling that moves a full segment into a tail's place does not commute: the
+    /// classes are real, which is why the reduction keeps them apart.
+    #[test]
+    fn full_tail_classes_are_not_interchangeable() {
+        let model = QuorumModel::new(full_tail(), Bounds::default());
+        let swap_full_and_tail = [1, 0, 2, 3, 4, 5];
+        let mut next = xorshift(7);
+        let mut differs = false;
+        for _ in 0..50 {
+            let mut state = model.init_states().remove(0);
+            for _ in 0..40 {
+                let steps = model.next_steps(&state);
+                let moved: std::collections::HashSet<QuorumState> = steps
+                    .iter()
+                    .map(|(_, t)| permute(t, &swap_full_and_tail))
+                    .collect();
+                let of_moved: std::collections::HashSet<QuorumState> = model
+                    .next_steps(&permute(&state, &swap_full_and_tail))
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect();
+                differs |= moved != of_moved;
+                if steps.is_empty() {
+                    break;
+                }
+                state = steps[next(steps.len())].1.clone();
+            }
+        }
+        assert!(differs, "some step tells a full segment from a tail");
     }
 }

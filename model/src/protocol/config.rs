@@ -19,6 +19,80 @@ pub const AZS: usize = 3;
 /// Properties judge durability against this, whatever quorum a mutant uses.
 pub const READ_QUORUM: usize = 3;
 
+/// Where the segments keep what: six full segments, or three full and three tail ones.
+///
+/// Aurora's cost cut (SIGMOD 2018): a *tail* segment keeps only the redo log, a *full* one the
+/// log and the data pages, one full and one tail per AZ. Writes still need 4 of 6 acks, or all 3
+/// full segments; reads need 3 of 6 that include a full segment. Every such read set meets every
+/// such write set (3 + 4 > 6, and a read set's full segment is one of the 3/3), and a commit on
+/// 3 full segments is readable from any of them. Only full segments serve single-node reads
+/// (tails have no pages).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Geometry {
+    /// Six full segments: Aurora's original geometry.
+    #[default]
+    Six,
+    /// Segments 0, 2 and 4 (one per AZ) are full, 1, 3 and 5 are tails.
+    FullTail,
+}
+
+impl Geometry {
+    /// Both, for listings and tests.
+    pub const ALL: [Geometry; 2] = [Geometry::Six, Geometry::FullTail];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Geometry::Six => "six",
+            Geometry::FullTail => "full-tail",
+        }
+    }
+
+    /// The full segments, as a bitset.
+    pub fn full(self) -> u8 {
+        match self {
+            Geometry::Six => (1 << SEGMENTS) - 1,
+            Geometry::FullTail => 0b01_0101,
+        }
+    }
+
+    /// Whether `segment` keeps data pages and so may serve a read.
+    pub fn is_full(self, segment: Segment) -> bool {
+        self.full() & (1 << segment) != 0
+    }
+
+    /// Whether the segments in `set` form a read quorum: 3 of 6, at least one of them full.
+    pub fn is_read_quorum(self, set: u8) -> bool {
+        set.count_ones() as usize >= READ_QUORUM && set & self.full() != 0
+    }
+
+    /// Whether the segments in `set` form a write quorum: 4 of 6, or every full segment.
+    pub fn is_write_quorum(self, set: u8) -> bool {
+        set.count_ones() >= 4 || (self == Geometry::FullTail && set & self.full() == self.full())
+    }
+
+    fn is_six(&self) -> bool {
+        *self == Geometry::Six
+    }
+}
+
+impl fmt::Display for Geometry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Geometry {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Geometry::ALL
+            .into_iter()
+            .find(|g| g.name() == s)
+            .ok_or_else(|| format!("unknown geometry '{s}'; valid geometries: six, full-tail"))
+    }
+}
+
 /// Index of a segment within its protection group, `0..SEGMENTS`.
 pub type Segment = usize;
 
@@ -51,11 +125,14 @@ pub enum Mutant {
     /// A recovered writer serves reads at the recovered VDL at once, before the records up to
     /// it are on a write quorum.
     NoRepair,
+    /// Full/tail geometry, but recovery takes any three segments' SCLs as a read quorum, even
+    /// three tails: the "1 of 3 full" read condition is dropped.
+    ReadIgnoresFull,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 9] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
@@ -65,6 +142,7 @@ impl Mutant {
         Mutant::GossipIgnoresTruncation,
         Mutant::RecoverWith2,
         Mutant::NoRepair,
+        Mutant::ReadIgnoresFull,
     ];
 
     /// The name used on the command line and in trace files.
@@ -79,6 +157,7 @@ impl Mutant {
             Mutant::GossipIgnoresTruncation => "gossip-ignores-truncation",
             Mutant::RecoverWith2 => "recover-with-2",
             Mutant::NoRepair => "no-repair",
+            Mutant::ReadIgnoresFull => "read-ignores-full",
         }
     }
 
@@ -94,6 +173,7 @@ impl Mutant {
             Mutant::GossipIgnoresTruncation => "gossip copies records a truncation voided",
             Mutant::RecoverWith2 => "recovery reads the SCLs of 2 segments, not 3",
             Mutant::NoRepair => "a recovered writer serves reads before its range is on 4 segments",
+            Mutant::ReadIgnoresFull => "full/tail recovery reads 3 segments even if none is full",
         }
     }
 }
@@ -145,6 +225,9 @@ pub struct Config {
     /// of the range a recovery voids. A model parameter: small values make back-pressure bind.
     #[serde(default = "default_lal")]
     pub lal: Lsn,
+    /// Six full segments or three full and three tails; absent in traces of six.
+    #[serde(default, skip_serializing_if = "Geometry::is_six")]
+    pub geometry: Geometry,
 }
 
 /// Aurora's LAL is ten million LSNs; the models and the runtime use a small one so that
@@ -168,12 +251,26 @@ impl Config {
         } else {
             READ_QUORUM
         };
+        let geometry = if mutant == Some(Mutant::ReadIgnoresFull) {
+            Geometry::FullTail
+        } else {
+            Geometry::Six
+        };
         Config {
             write_quorum,
             read_quorum,
             mutant,
             lal: DEFAULT_LAL,
+            geometry,
         }
+    }
+
+    /// Whether the segments in `set` answering an open or recovery query are enough to recover
+    /// from: a read quorum of this geometry (`read_quorum` of them, a full one among them unless
+    /// `read-ignores-full`).
+    pub fn opens_on(&self, set: u8) -> bool {
+        set.count_ones() as usize >= self.read_quorum
+            && (set & self.geometry.full() != 0 || self.is(Mutant::ReadIgnoresFull))
     }
 
     /// The `--wait-all` variant the runtime benchmark compares against: a commit waits for all
@@ -208,6 +305,38 @@ mod tests {
         assert!(2 * real.write_quorum > SEGMENTS);
         let broken = Config::new(Some(Mutant::WriteQuorum3));
         assert!(broken.write_quorum + broken.read_quorum <= SEGMENTS);
+    }
+
+    /// Every read quorum meets every write quorum in both geometries, and only the full/tail
+    /// mutant lets a recovery open on three tails that miss a 3/3-full commit.
+    #[test]
+    fn full_tail_quorums_intersect() {
+        for g in Geometry::ALL {
+            for r in 0u8..1 << SEGMENTS {
+                for w in 0u8..1 << SEGMENTS {
+                    if g.is_read_quorum(r) && g.is_write_quorum(w) {
+                        assert_ne!(r & w, 0, "{g}: read {r:06b} misses write {w:06b}");
+                    }
+                }
+            }
+        }
+        let ft = Geometry::FullTail;
+        assert!(ft.is_write_quorum(ft.full()), "3/3 full is a write quorum");
+        assert!(!Geometry::Six.is_write_quorum(0b01_0101), "3 of six is not");
+        let tails = !ft.full() & 0b11_1111;
+        assert!(!ft.is_read_quorum(tails));
+        assert!(Config::new(None).opens_on(tails), "six: any three will do");
+        let mut cfg = Config::new(None);
+        cfg.geometry = ft;
+        assert!(!cfg.opens_on(tails));
+        assert!(Config::new(Some(Mutant::ReadIgnoresFull)).opens_on(tails));
+        for g in Geometry::ALL {
+            assert_eq!(g.name().parse::<Geometry>(), Ok(g));
+        }
+        assert!("five"
+            .parse::<Geometry>()
+            .unwrap_err()
+            .contains("full-tail"));
     }
 
     #[test]

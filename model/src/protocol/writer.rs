@@ -60,7 +60,7 @@
 //!   that has not noticed, or a paused process that resumes, may still send them, and fencing
 //!   alone must stop them; the models' zombie writer does exactly that.
 
-use crate::protocol::config::{Config, Mutant, SEGMENTS};
+use crate::protocol::config::{Config, Geometry, Mutant, SEGMENTS};
 use crate::protocol::effects::{Choice, NodeTimer, Proto};
 use crate::protocol::msg::{
     Epoch, Key, Lsn, Msg, Record, ReqId, Truncation, Value, VolumeEpoch, FIRST_EPOCH,
@@ -234,7 +234,7 @@ impl Writer {
             first
         } else {
             let choices = (0u8..1 << SEGMENTS)
-                .filter(|b| b.count_ones() as usize == quorum)
+                .filter(|&b| b.count_ones() as usize == quorum && self.cfg.opens_on(b))
                 .map(|segments| Choice::Quorum { segments })
                 .collect();
             o.choose_random(OPEN_CHOICE, choices);
@@ -382,15 +382,25 @@ impl Writer {
         self.segments.iter().position(|s| *s == id)
     }
 
-    /// PGCL: the highest L that at least a write quorum of segments report SCL ≥ L for.
+    /// PGCL: the highest L that a write quorum of segments report SCL ≥ L for: `write_quorum`
+    /// of them, or (full/tail) every full segment.
     pub fn pgcl(&self, scl: &[Lsn; SEGMENTS]) -> Lsn {
         let mut sorted = *scl;
         sorted.sort_unstable_by(|a, b| b.cmp(a));
-        sorted[self.cfg.write_quorum - 1]
+        let any = sorted[self.cfg.write_quorum - 1];
+        match self.cfg.geometry {
+            Geometry::Six => any,
+            Geometry::FullTail => (0..SEGMENTS)
+                .filter(|&i| self.cfg.geometry.is_full(i))
+                .map(|i| scl[i])
+                .min()
+                .map_or(any, |full| any.max(full)),
+        }
     }
 
     /// Offer the segments a single-node read at `point` may go to: those whose SCL, in the
-    /// writer's bookkeeping, covers the point (every segment, under `read-any-node`).
+    /// writer's bookkeeping, covers the point (every segment, under `read-any-node`), and that
+    /// keep pages (only full segments, in the full/tail geometry).
     fn offer_read(
         &self,
         scl: &[Lsn; SEGMENTS],
@@ -403,6 +413,7 @@ impl Writer {
         let any = self.cfg.is(Mutant::ReadAnyNode);
         let choices: Vec<Choice> = (0..SEGMENTS)
             .filter(|&i| any || scl[i] >= point)
+            .filter(|&i| self.cfg.geometry.is_full(i))
             .map(|segment| Choice::ReadFrom {
                 segment,
                 client,
@@ -559,7 +570,7 @@ impl Writer {
             }
         }
         let seen = seen | 1 << seg;
-        if seen.count_ones() as usize >= self.cfg.read_quorum {
+        if self.cfg.opens_on(seen) {
             self.recover(st, o);
         } else {
             st.opening = Some(seen);
