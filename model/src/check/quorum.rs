@@ -672,6 +672,7 @@ impl Model for QuorumModel {
                 s.timers_set[id].cancel_all();
                 s.random_choices[id].map.clear();
                 s.network = rebuilt(&s.network, |e| usize::from(e.src) != id);
+                s.history.open_reads.retain(|r| usize::from(r.client) != id);
             }
         }
         states
