@@ -201,7 +201,7 @@ ObserveReadOk(c, req, vl, vv) ==
 (***************************************************************************)
 (* Initial state: every actor started (ActorModel::init_states), then the  *)
 (* reader put down (QuorumModel::init_states): its first Read is taken off *)
-(* the network but not out of the ghost's open reads.                      *)
+(* the network and out of the ghost's open reads, as if never sent.        *)
 (***************************************************************************)
 AppStart == FillTo(C0, 0, {})
 
@@ -223,8 +223,7 @@ Init ==
     /\ readerUp = FALSE
     /\ net = {OpenQuery(i) : i \in 0..(RQ - 1)} \cup {ClientMsg(C0, q) : q \in 0..(AppStart - 1)}
     /\ gCommitted = 0   \* before gOpenReads, whose floors read it
-    /\ gOpenReads = LET app == PushReads(<<>>, C0, 0, AppStart) IN
-                    IF READS > 0 THEN PushReads(app, R, 0, FillTo(R, 0, {})) ELSE app
+    /\ gOpenReads = PushReads(<<>>, C0, 0, AppStart)
     /\ gStale = FALSE
     /\ gUncommitted = FALSE
     /\ gCommittedRead = FALSE

