@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The mutation score of the protocol core: runs cargo-mutants over model/src/protocol/{writer,
+# storage_node,log,client,msg}.rs (the files, exclusions and timeouts are in .cargo/mutants.toml)
+# against the model crate's unit tests and its fast kill suite (model/tests/mutation_suite.rs),
+# then prints the counts from outcomes.json.
+#
+#   scripts/mutation-score.sh                       # every mutant (about 2 hours on 2 shared cores)
+#   scripts/mutation-score.sh --shard 0/4           # one shard of them
+#   scripts/mutation-score.sh --file model/src/protocol/log.rs   # one file (any cargo-mutants flag
+#                                                   # is passed through)
+#   scripts/mutation-score.sh --summary DIR         # only print the counts of an earlier run
+#
+# OUT (default mutants-run) is where mutants.out is written. One job at a time (-j 1): the
+# checks are CPU-bound and the machine is shared. Set CARGO_TARGET_DIR to reuse a target
+# directory that already holds the dependencies (cargo-mutants builds in a copy of the tree).
+# The exit status is 0 when no mutant was missed or timed out.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+summary() {
+    local json="$1/mutants.out/outcomes.json"
+    if [[ ! -f $json ]]; then
+        echo "no $json: cargo-mutants did not finish writing its outcomes" >&2
+        return 2
+    fi
+    jq -r '
+        .outcomes | map(select(.scenario != "Baseline")) as $m
+        | ($m | map(.summary)) as $s
+        | ($s | map(select(. == "CaughtMutant")) | length) as $killed
+        | ($s | map(select(. == "MissedMutant")) | length) as $missed
+        | ($s | map(select(. == "Timeout")) | length) as $timeout
+        | ($s | map(select(. == "Unviable")) | length) as $unviable
+        | ($killed + $missed + $timeout) as $viable
+        | "mutants  \($m | length)",
+          "viable   \($viable)",
+          "killed   \($killed)",
+          "missed   \($missed)",
+          "timeout  \($timeout)",
+          "unviable \($unviable)",
+          "score    \(if $viable == 0 then "-" else "\($killed * 1000 / $viable | floor / 10)% of viable killed (timeouts not counted as kills)" end)"
+    ' "$json"
+    echo
+    jq -r '.outcomes[] | select(.summary == "MissedMutant" or .summary == "Timeout")
+        | "\(.summary)\t\(.scenario.Mutant.file):\(.scenario.Mutant.span.start.line): \(.scenario.Mutant.name)"' "$json"
+    local missed
+    missed=$(jq '[.outcomes[] | select(.summary == "MissedMutant" or .summary == "Timeout")] | length' "$json")
+    [[ $missed == 0 ]]
+}
+
+out=${OUT:-mutants-run}
+if [[ ${1:-} == --summary ]]; then
+    summary "${2:-$out}"
+    exit
+fi
+
+mkdir -p "$out"
+start=$(date +%s)
+# cargo-mutants exits non-zero when a mutant is missed: the summary below says which.
+cargo mutants --package sixfold-model -j 1 --output "$out" "$@" || true
+echo "took $(( $(date +%s) - start )) s"
+summary "$out"
