@@ -6,8 +6,9 @@
 #
 #   scripts/mutation-score.sh                       # every mutant (about 2 hours on 2 shared cores)
 #   scripts/mutation-score.sh --shard 0/4           # one shard of them
-#   scripts/mutation-score.sh --file model/src/protocol/log.rs   # one file (any cargo-mutants flag
-#                                                   # is passed through)
+#   scripts/mutation-score.sh --only log            # one file of the core (cargo-mutants' own
+#                                                   # --file adds to the config's globs instead)
+#   scripts/mutation-score.sh -F 'Log::scl'         # any other cargo-mutants flag is passed on
 #   scripts/mutation-score.sh --summary DIR         # only print the counts of an earlier run
 #
 # OUT (default mutants-run) is where mutants.out is written. One job at a time (-j 1): the
@@ -54,9 +55,23 @@ if [[ ${1:-} == --summary ]]; then
     exit
 fi
 
+args=()
+while (($#)); do
+    case $1 in
+        --only)
+            args+=(--re "^model/src/protocol/$2\\.rs:")
+            shift 2
+            ;;
+        *)
+            args+=("$1")
+            shift
+            ;;
+    esac
+done
+
 mkdir -p "$out"
 start=$(date +%s)
 # cargo-mutants exits non-zero when a mutant is missed: the summary below says which.
-cargo mutants --package sixfold-model -j 1 --output "$out" "$@" || true
+cargo mutants --package sixfold-model -j 1 --output "$out" "${args[@]}" || true
 echo "took $(( $(date +%s) - start )) s"
 summary "$out"
