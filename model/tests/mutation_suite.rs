@@ -4,6 +4,9 @@
 //! the `sixfold` runner) because that is the cheapest crate to rebuild: `scripts/mutation-score.sh`
 //! runs cargo-mutants over the protocol core against this suite and the crate's unit tests.
 //!
+//! The runs are one test, cheapest first, so that a mutant is killed by the first run it
+//! changes (most are, in under a second) and only a survivor pays for all of them.
+//!
 //! The state counts are sensitive on purpose: a step function that sends one message more or
 //! less, or saves a different log, changes the state graph even when no property breaks. The
 //! counts are exact, not estimates: every run is single-threaded depth-first search with the
@@ -91,14 +94,12 @@ fn quorum(bounds: Bounds) -> QuorumModel {
 
 /// `sixfold check quorum` at its defaults: one write and its read-back, a concurrent reader, a
 /// crash-restart and a disk loss.
-#[test]
 fn quorum_at_default_bounds() {
     let outcome = explore(quorum(Bounds::default()), None);
     assert_outcome(&outcome, QUORUM_ALL, 65_396);
 }
 
 /// Two writes, no faults and no reader: gaps, SCL-based routing and refused reads.
-#[test]
 fn quorum_with_two_writes() {
     let bounds = Bounds {
         writes: 2,
@@ -112,7 +113,6 @@ fn quorum_with_two_writes() {
 }
 
 /// Two writes in flight and LAL 1: the commit queue holds two and back-pressure binds.
-#[test]
 fn quorum_with_pipelined_writes_and_back_pressure() {
     let bounds = Bounds {
         writes: 2,
@@ -131,7 +131,6 @@ fn quorum_with_pipelined_writes_and_back_pressure() {
 }
 
 /// A lossy network and spurious open-retry timeouts: the writer widens its open quorum read.
-#[test]
 fn quorum_with_lossy_network_and_spurious_timeouts() {
     let bounds = Bounds {
         reads: 0,
@@ -147,7 +146,6 @@ fn quorum_with_lossy_network_and_spurious_timeouts() {
 
 /// Gossip at its defaults (two writes, one lost Append), explored to 32 steps (the whole space
 /// takes 15 s on one thread; by 32 steps a pull has filled a gap).
-#[test]
 fn gossip_fills_gaps_to_bounded_depth() {
     let outcome = explore(GossipModel::new(Config::new(None), 2, 1), Some(32));
     assert_outcome(
@@ -176,9 +174,34 @@ const FAILOVER_ALL: &[&str] = &[
 /// One failover at its default bounds, explored to 20 steps (the whole space takes a minute on
 /// two cores): recovery, fencing, truncation and the zombie. Twenty is the least depth at
 /// which every `sometimes` of the model is reached.
-#[test]
 fn failover_to_bounded_depth() {
     let model = FailoverModel::new(Config::new(None), FailoverModel::default_bounds());
     let outcome = explore(model, Some(20));
     assert_outcome(&outcome, FAILOVER_ALL, 74_333);
+}
+
+/// Every run above, cheapest first (times on one core of the shared machine).
+#[test]
+fn every_model_at_small_bounds_cheapest_first() {
+    let runs: [(&str, fn()); 6] = [
+        ("quorum, two writes (0.2 s)", quorum_with_two_writes),
+        (
+            "quorum, pipelined (0.4 s)",
+            quorum_with_pipelined_writes_and_back_pressure,
+        ),
+        (
+            "quorum, lossy (0.6 s)",
+            quorum_with_lossy_network_and_spurious_timeouts,
+        ),
+        (
+            "gossip, 32 steps (0.8 s)",
+            gossip_fills_gaps_to_bounded_depth,
+        ),
+        ("quorum, defaults (3 s)", quorum_at_default_bounds),
+        ("failover, 20 steps (3.6 s)", failover_to_bounded_depth),
+    ];
+    for (name, run) in runs {
+        eprintln!("{name}");
+        run();
+    }
 }
