@@ -9,24 +9,28 @@
 #   scripts/mutation-score.sh --only log            # one file of the core (cargo-mutants' own
 #                                                   # --file adds to the config's globs instead)
 #   scripts/mutation-score.sh -F 'Log::scl'         # any other cargo-mutants flag is passed on
-#   scripts/mutation-score.sh --summary DIR         # only print the counts of an earlier run
+#   scripts/mutation-score.sh --summary DIR...      # only print the counts of earlier runs (one
+#                                                   # directory per shard or file), together
 #
-# OUT (default mutants-run) is where mutants.out is written. One job at a time (-j 1): the
+# OUT (default mutants-run, in the current directory) is where mutants.out is written. One job at a time (-j 1): the
 # checks are CPU-bound and the machine is shared. Set CARGO_TARGET_DIR to reuse a target
 # directory that already holds the dependencies (cargo-mutants builds in a copy of the tree).
 # The exit status is 0 when no mutant was missed or timed out.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-
+# The counts over the outcomes.json of one or more runs (one per shard or file), then every
+# survivor by name.
 summary() {
-    local json="$1/mutants.out/outcomes.json"
-    if [[ ! -f $json ]]; then
-        echo "no $json: cargo-mutants did not finish writing its outcomes" >&2
-        return 2
-    fi
-    jq -r '
-        .outcomes | map(select(.scenario != "Baseline")) as $m
+    local files=()
+    for dir in "$@"; do
+        if [[ ! -f $dir/mutants.out/outcomes.json ]]; then
+            echo "no $dir/mutants.out/outcomes.json: that run did not finish" >&2
+            return 2
+        fi
+        files+=("$dir/mutants.out/outcomes.json")
+    done
+    jq -rs '
+        map(.outcomes[] | select(.scenario != "Baseline")) as $m
         | ($m | map(.summary)) as $s
         | ($s | map(select(. == "CaughtMutant")) | length) as $killed
         | ($s | map(select(. == "MissedMutant")) | length) as $missed
@@ -39,21 +43,22 @@ summary() {
           "missed   \($missed)",
           "timeout  \($timeout)",
           "unviable \($unviable)",
-          "score    \(if $viable == 0 then "-" else "\($killed * 1000 / $viable | floor / 10)% of viable killed (timeouts not counted as kills)" end)"
-    ' "$json"
-    echo
-    jq -r '.outcomes[] | select(.summary == "MissedMutant" or .summary == "Timeout")
-        | "\(.summary)\t\(.scenario.Mutant.file):\(.scenario.Mutant.span.start.line): \(.scenario.Mutant.name)"' "$json"
-    local missed
-    missed=$(jq '[.outcomes[] | select(.summary == "MissedMutant" or .summary == "Timeout")] | length' "$json")
-    [[ $missed == 0 ]]
+          "score    \(if $viable == 0 then "-" else "\($killed * 1000 / $viable | floor / 10)% of viable mutants killed" end)",
+          ($m[] | select(.summary == "MissedMutant" or .summary == "Timeout")
+            | "\(.summary)\t\(.scenario.Mutant.name)")
+    ' "${files[@]}"
+    jq -se 'map(.outcomes[] | select(.summary == "MissedMutant" or .summary == "Timeout")) | length == 0' \
+        "${files[@]}" > /dev/null
 }
 
-out=${OUT:-mutants-run}
 if [[ ${1:-} == --summary ]]; then
-    summary "${2:-$out}"
+    shift
+    summary "${@:-mutants-run}"
     exit
 fi
+
+out=$(realpath -m "${OUT:-mutants-run}")
+cd "$(dirname "$0")/.."
 
 args=()
 while (($#)); do
