@@ -989,6 +989,26 @@ mod tests {
         assert!(out.is_empty() && !written, "late reports are ignored");
     }
 
+    /// A segment's report counts once towards the read quorum, however often it arrives: the
+    /// runtime's links deliver at least once (`impl/src/transport.rs`), while the models'
+    /// network never duplicates, so only this test sees it. Two reports from one segment and
+    /// one from another are not a quorum; a third segment's makes one.
+    #[test]
+    fn a_repeated_report_counts_once() {
+        let w = writer(1);
+        let mut st = w.on_start(&mut Out::<Node>::new());
+        let report = Msg::SclReport {
+            scl: 0,
+            truncations: Vec::new(),
+        };
+        for seg in [0, 0, 1] {
+            deliver(&w, &mut st, seg, report.clone());
+        }
+        assert_eq!(st.opening, Some(0b11));
+        deliver(&w, &mut st, 2, report);
+        assert!(st.is_open());
+    }
+
     #[test]
     fn relabelling_a_choice_moves_only_its_segments() {
         let perm = [5, 4, 3, 2, 1, 0];
