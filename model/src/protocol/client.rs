@@ -124,3 +124,172 @@ impl Client {
         self.fill(st, o);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::actor::Node;
+    use crate::protocol::msg::Version;
+    use stateright::actor::Command;
+
+    const WRITER: usize = 6;
+
+    fn client(script: Vec<Op>, window: u8) -> Client {
+        Client {
+            writer: Id::from(WRITER),
+            script,
+            window,
+        }
+    }
+
+    /// The messages a step sent, all of them to the writer.
+    fn sent(o: Out<Node>) -> Vec<Msg> {
+        o.into_iter()
+            .map(|c| match c {
+                Command::Send(dst, msg) => {
+                    assert_eq!(dst, Id::from(WRITER));
+                    msg
+                }
+                other => panic!("a client only sends, not {other:?}"),
+            })
+            .collect()
+    }
+
+    fn start(c: &Client) -> (ClientState, Vec<Msg>) {
+        let mut o = Out::new();
+        let st = c.on_start(&mut o);
+        (st, sent(o))
+    }
+
+    /// Delivers `msg`; returns what the client sent and whether its state changed.
+    fn deliver(c: &Client, st: &mut ClientState, msg: Msg) -> (Vec<Msg>, bool) {
+        let mut o = Out::new();
+        let mut state = Cow::Borrowed(&*st);
+        c.on_msg(&mut state, msg, &mut o);
+        let changed = matches!(state, Cow::Owned(_));
+        *st = state.into_owned();
+        (sent(o), changed)
+    }
+
+    fn write_ok(req: ReqId) -> Msg {
+        Msg::WriteOk {
+            req,
+            lsn: 1,
+            epoch: 1,
+        }
+    }
+
+    #[test]
+    fn one_at_a_time_each_reply_issues_the_next_operation() {
+        let c = client(vec![Op::Write(0, 10), Op::Read(0)], 1);
+        let (mut st, out) = start(&c);
+        assert_eq!(
+            out,
+            vec![Msg::Write {
+                req: 0,
+                key: 0,
+                value: 10
+            }]
+        );
+        assert_eq!(st, ClientState { issued: 1, done: 0 });
+        let (out, changed) = deliver(&c, &mut st, write_ok(0));
+        assert!(changed);
+        assert_eq!(out, vec![Msg::Read { req: 1, key: 0 }]);
+        assert_eq!(st, ClientState { issued: 2, done: 1 });
+        let read_ok = Msg::ReadOk {
+            req: 1,
+            version: Version::default(),
+        };
+        let (out, changed) = deliver(&c, &mut st, read_ok);
+        assert!(changed && out.is_empty(), "the script is done");
+        assert_eq!(st, ClientState { issued: 2, done: 3 });
+        assert_eq!(st.outstanding(), 0);
+    }
+
+    #[test]
+    fn pipelined_writes_fill_the_window_and_the_read_waits_for_all_of_them() {
+        let c = client(
+            vec![
+                Op::Write(0, 10),
+                Op::Write(0, 20),
+                Op::Write(0, 30),
+                Op::Read(0),
+            ],
+            2,
+        );
+        let (mut st, out) = start(&c);
+        assert_eq!(out.len(), 2, "two writes fill the window");
+        assert_eq!(st.outstanding(), 2);
+        let (out, _) = deliver(&c, &mut st, write_ok(1));
+        assert_eq!(
+            out,
+            vec![Msg::Write {
+                req: 2,
+                key: 0,
+                value: 30
+            }],
+            "a completed write makes room for the next"
+        );
+        assert_eq!(st.outstanding(), 2);
+        let (out, _) = deliver(&c, &mut st, write_ok(2));
+        assert!(out.is_empty(), "the read waits for write 0");
+        assert_eq!(st.outstanding(), 1);
+        let (out, _) = deliver(&c, &mut st, write_ok(0));
+        assert_eq!(out, vec![Msg::Read { req: 3, key: 0 }]);
+        assert_eq!(
+            st,
+            ClientState {
+                issued: 4,
+                done: 0b111
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_is_issued_while_a_read_is_outstanding() {
+        let c = client(vec![Op::Read(0), Op::Write(0, 10)], 2);
+        let (mut st, out) = start(&c);
+        assert_eq!(out, vec![Msg::Read { req: 0, key: 0 }]);
+        let read_ok = Msg::ReadOk {
+            req: 0,
+            version: Version::default(),
+        };
+        let (out, _) = deliver(&c, &mut st, read_ok);
+        assert_eq!(out.len(), 1, "the write follows the read's reply");
+        assert_eq!(st.issued, 2);
+    }
+
+    /// A window of 0 is taken as 1.
+    #[test]
+    fn a_zero_window_still_issues_one_write() {
+        let c = client(vec![Op::Write(0, 10), Op::Write(0, 20)], 0);
+        let (st, out) = start(&c);
+        assert_eq!(out.len(), 1);
+        assert_eq!(st.issued, 1);
+    }
+
+    #[test]
+    fn duplicate_unknown_and_other_replies_change_nothing() {
+        let c = client(vec![Op::Write(0, 10), Op::Write(0, 20), Op::Read(0)], 1);
+        let (mut st, _) = start(&c);
+        deliver(&c, &mut st, write_ok(0));
+        let before = st;
+        for msg in [
+            write_ok(0),
+            write_ok(2),
+            write_ok(31),
+            Msg::NotWriter { req: 1 },
+        ] {
+            let (out, changed) = deliver(&c, &mut st, msg.clone());
+            assert!(out.is_empty() && !changed, "{msg:?}");
+            assert_eq!(st, before);
+        }
+        let (out, changed) = deliver(&c, &mut st, write_ok(1));
+        assert!(changed);
+        assert_eq!(out, vec![Msg::Read { req: 2, key: 0 }]);
+        let before = st;
+        let (out, changed) = deliver(&c, &mut st, write_ok(1));
+        assert!(out.is_empty() && !changed, "a second reply to request 1");
+        assert_eq!(st, before);
+    }
+}

@@ -270,4 +270,167 @@ mod tests {
         assert_eq!(log.read_at(0, 0), Version::default());
         assert_eq!(log.read_at(7, 3), Version::default());
     }
+    fn at(lsn: Lsn, epoch: Epoch) -> Record {
+        Record { epoch, ..rec(lsn) }
+    }
+
+    fn void(epoch: Epoch, after: Lsn, upto: Lsn) -> Truncation {
+        Truncation { epoch, after, upto }
+    }
+
+    /// A log saved before epochs and truncations were durable reads back in the first epoch.
+    #[test]
+    fn an_old_saved_log_reads_back_in_the_first_epoch() {
+        let log: Log = serde_json::from_str(r#"{"records":[]}"#).unwrap();
+        assert_eq!(log.epoch(), FIRST_EPOCH);
+        assert!(log.truncations().is_empty());
+        assert_eq!(log, Log::default());
+    }
+
+    #[test]
+    fn raise_epoch_reports_only_a_newer_epoch() {
+        let mut log = Log::default();
+        assert!(
+            !log.raise_epoch(FIRST_EPOCH),
+            "the same epoch changes nothing"
+        );
+        assert!(log.raise_epoch(3));
+        assert_eq!(log.epoch(), 3);
+        assert!(!log.raise_epoch(2), "an older epoch is ignored");
+        assert_eq!(log.epoch(), 3);
+    }
+
+    #[test]
+    fn learn_reports_news_keeps_truncations_sorted_and_drops_only_voided_records() {
+        let mut log = Log::default();
+        for r in [at(1, 1), at(2, 1), at(3, 2)] {
+            assert!(log.insert(r));
+        }
+        assert!(!log.learn(&[]), "nothing learnt");
+        let late = void(3, 2, 4);
+        let early = void(2, 1, 3);
+        assert!(log.learn(&[late]));
+        assert_eq!(
+            log.records(),
+            &[at(1, 1), at(2, 1)],
+            "LSN 3 of epoch 2 is void"
+        );
+        assert!(!log.learn(&[late]), "a known truncation is no news");
+        assert!(log.learn(&[late, early]));
+        assert_eq!(log.truncations(), &[early, late], "oldest first");
+        assert_eq!(log.records(), &[at(1, 1)], "LSN 2 of epoch 1 is void too");
+        assert!(log.voided(&at(2, 1)));
+        assert!(!log.voided(&at(1, 1)), "at or below the kept VDL");
+        assert!(!log.voided(&at(5, 3)), "the recovering epoch's own record");
+    }
+
+    #[test]
+    fn adopt_reports_each_kind_of_change() {
+        let t2 = void(2, 1, 9);
+        let vol = |number, truncations: &[Truncation]| VolumeEpoch {
+            number,
+            truncations: truncations.to_vec(),
+        };
+        let mut log = Log::default();
+        assert!(!log.adopt(&VolumeEpoch::first()), "the volume as created");
+        assert!(log.adopt(&vol(2, &[])), "a newer epoch alone");
+        assert_eq!(log.epoch(), 2);
+        assert!(!log.adopt(&vol(2, &[])));
+        assert!(log.adopt(&vol(2, &[t2])), "a truncation alone");
+        assert!(!log.adopt(&vol(2, &[t2])));
+        assert!(!log.adopt(&vol(1, &[])), "an older writer forgets nothing");
+        assert_eq!(log.truncations(), &[t2]);
+        // A newer writer that does not list t2: the segment forgets it.
+        let mut only_stale = log.clone();
+        assert!(only_stale.adopt(&vol(3, &[])), "a newer epoch that forgets");
+        assert!(only_stale.truncations().is_empty());
+        assert_eq!(only_stale.epoch(), 3);
+        // The same epoch does not make the segment forget what it knows.
+        let mut same = log.clone();
+        assert!(same.adopt(&vol(2, &[void(2, 3, 11)])));
+        assert_eq!(same.truncations().len(), 2);
+        // A newer writer listing t2 keeps it; a newer one listing more adds the rest.
+        let mut keeps = log.clone();
+        let t3 = void(3, 4, 12);
+        assert!(keeps.adopt(&vol(3, &[t2, t3])));
+        assert_eq!(keeps.truncations(), &[t2, t3]);
+    }
+
+    /// A truncation that a newer writer does not list is forgotten: what it voided may be
+    /// inserted again.
+    #[test]
+    fn a_forgotten_truncation_no_longer_refuses_records() {
+        let mut log = Log::default();
+        log.learn(&[void(2, 0, 8)]);
+        log.epoch = 2;
+        assert!(!log.insert(at(1, 1)));
+        assert!(log.adopt(&VolumeEpoch {
+            number: 3,
+            truncations: Vec::new(),
+        }));
+        assert!(log.insert(at(1, 1)));
+        assert!(log.contains(1));
+        assert!(!log.contains(2));
+    }
+
+    #[test]
+    fn insert_unchecked_ignores_truncations_but_not_duplicates() {
+        let mut log = Log::default();
+        log.learn(&[void(2, 0, 8)]);
+        assert!(!log.insert(at(3, 1)));
+        assert!(log.insert_unchecked(at(3, 1)));
+        assert!(!log.insert_unchecked(at(3, 1)));
+        assert!(log.insert_unchecked(at(1, 1)));
+        assert_eq!(log.records(), &[at(1, 1), at(3, 1)], "kept in LSN order");
+    }
+
+    #[test]
+    fn scl_counts_truncated_ranges_and_records_inside_them() {
+        let mut log = Log::default();
+        log.learn(&[void(2, 0, 3)]);
+        assert_eq!(log.scl(), 3, "a range starting at 0 is complete");
+        assert!(
+            log.insert(at(2, 2)),
+            "a record of the recovering epoch inside its range"
+        );
+        assert_eq!(log.scl(), 3, "a record at or below SCL is skipped");
+        assert!(log.insert(at(4, 2)));
+        assert_eq!(log.scl(), 4);
+        assert!(log.insert(at(6, 2)));
+        assert_eq!(log.scl(), 4, "LSN 5 is missing");
+        assert_eq!(log.horizon(), 6);
+        let mut two = Log::default();
+        two.learn(&[void(2, 0, 2), void(3, 2, 5)]);
+        assert_eq!(two.scl(), 5, "ranges chain");
+        assert_eq!(two.horizon(), 5);
+        let mut apart = Log::default();
+        assert!(apart.insert(rec(1)));
+        apart.learn(&[void(2, 2, 5)]);
+        assert_eq!(apart.scl(), 1, "LSN 2 is missing below the range");
+        assert_eq!(apart.horizon(), 5);
+        assert!(apart.insert(at(2, 2)));
+        assert_eq!(apart.scl(), 5);
+        assert_eq!(Log::default().horizon(), 0);
+    }
+
+    #[test]
+    fn read_at_picks_the_newest_version_of_its_key() {
+        let mut log = Log::default();
+        let other = Record {
+            key: 7,
+            value: 70,
+            ..rec(2)
+        };
+        for r in [rec(1), other, rec(3)] {
+            log.insert(r);
+        }
+        assert_eq!(
+            log.read_at(0, 2),
+            rec(1).version(),
+            "LSN 2 is another key's"
+        );
+        assert_eq!(log.read_at(7, 3), other.version());
+        assert_eq!(log.read_at(7, 1), Version::default());
+        assert_eq!(log.read_at(0, 9), rec(3).version());
+    }
 }

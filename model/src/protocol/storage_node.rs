@@ -276,3 +276,261 @@ impl StorageNode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::actor::Node;
+    use crate::protocol::msg::{Truncation, FIRST_EPOCH};
+    use stateright::actor::Command;
+
+    const WRITER: usize = 6;
+
+    fn record(lsn: Lsn, epoch: Epoch) -> Record {
+        Record {
+            lsn,
+            key: 0,
+            value: 10 * lsn,
+            epoch,
+        }
+    }
+
+    fn volume(number: Epoch) -> VolumeEpoch {
+        VolumeEpoch {
+            number,
+            truncations: Vec::new(),
+        }
+    }
+
+    /// Delivers `msg` from the writer to segment 0 holding `log`; returns the new log and the
+    /// commands of the step.
+    fn deliver(log: &Log, msg: Msg) -> (Log, Commands) {
+        let node = StorageNode::new(Config::new(None));
+        let mut o: Out<Node> = Out::new();
+        let mut state = Cow::Borrowed(log);
+        node.on_msg(&mut state, Id::from(WRITER), msg, &mut o);
+        (state.into_owned(), cmds(o))
+    }
+
+    type Commands = Vec<Command<Msg, NodeTimer, Choice, NodeStorage>>;
+
+    fn cmds(o: Out<Node>) -> Commands {
+        o.into_iter().collect()
+    }
+
+    fn saves(commands: &[Command<Msg, NodeTimer, Choice, NodeStorage>]) -> usize {
+        commands
+            .iter()
+            .filter(|c| matches!(c, Command::Save(_)))
+            .count()
+    }
+
+    /// A duplicate Append changes nothing durable: it is acknowledged again, with no save.
+    #[test]
+    fn a_duplicate_append_is_acked_without_a_save() {
+        let mut log = Log::default();
+        assert!(log.insert(record(1, FIRST_EPOCH)));
+        let append = Msg::Append {
+            record: record(1, FIRST_EPOCH),
+            volume: VolumeEpoch::first(),
+        };
+        let (after, commands) = deliver(&log, append);
+        assert_eq!(after, log);
+        assert_eq!(saves(&commands), 0);
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Send(_, Msg::Ack { lsn: 1, scl: 1 })]
+        ));
+    }
+
+    /// An OpenQuery of the epoch the segment already has saves nothing; a newer one is saved
+    /// before the report.
+    #[test]
+    fn an_open_query_saves_only_a_newer_epoch() {
+        let log = Log::default();
+        let (after, commands) = deliver(&log, Msg::OpenQuery { epoch: FIRST_EPOCH });
+        assert_eq!(after, log);
+        assert_eq!(saves(&commands), 0);
+        assert_eq!(commands.len(), 1, "only the report");
+        let (after, commands) = deliver(&log, Msg::OpenQuery { epoch: 2 });
+        assert_eq!(after.epoch(), 2);
+        assert_eq!(saves(&commands), 1);
+        assert!(matches!(
+            commands.last(),
+            Some(Command::Send(_, Msg::SclReport { scl: 0, .. }))
+        ));
+        let (_, commands) = deliver(&after, Msg::OpenQuery { epoch: 1 });
+        assert!(
+            matches!(
+                commands.as_slice(),
+                [Command::Send(
+                    _,
+                    Msg::Fenced {
+                        epoch: 2,
+                        lsn: None
+                    }
+                )]
+            ),
+            "an older writer's query is refused"
+        );
+    }
+
+    /// An Append that brings only a newer epoch (its record is already there) is saved for the
+    /// epoch; one whose record a truncation voids is saved for the truncation and acked
+    /// without the record.
+    #[test]
+    fn an_append_saves_what_it_adopts_even_without_its_record() {
+        let mut log = Log::default();
+        assert!(log.insert(record(1, FIRST_EPOCH)));
+        let (after, commands) = deliver(
+            &log,
+            Msg::Append {
+                record: record(1, FIRST_EPOCH),
+                volume: volume(2),
+            },
+        );
+        assert_eq!(after.epoch(), 2);
+        assert_eq!(saves(&commands), 1);
+        let t = Truncation {
+            epoch: 3,
+            after: 0,
+            upto: 8,
+        };
+        let (after, commands) = deliver(
+            &after,
+            Msg::Append {
+                record: record(2, 2),
+                volume: VolumeEpoch {
+                    number: 3,
+                    truncations: vec![t],
+                },
+            },
+        );
+        assert!(after.records().is_empty(), "both records are void");
+        assert_eq!(after.scl(), 8);
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Save(NodeStorage::Segment(saved)), Command::Send(_, Msg::Ack { lsn: 2, scl: 8 })]
+                if *saved == after
+        ));
+    }
+
+    /// A gap arms gossip on restart and on the step that opens it, and its closing cancels it.
+    #[test]
+    fn gossip_is_armed_while_a_gap_is_visible() {
+        let node = StorageNode::new(Config::new(None));
+        let mut gap = Log::default();
+        assert!(gap.insert(record(2, FIRST_EPOCH)));
+        let mut o: Out<Node> = Out::new();
+        assert_eq!(node.on_start(&Some(gap.clone()), &mut o), gap);
+        assert!(matches!(
+            cmds(o).as_slice(),
+            [Command::SetTimer(NodeTimer::Gossip, _)]
+        ));
+        let mut o: Out<Node> = Out::new();
+        assert_eq!(node.on_start(&None, &mut o), Log::default());
+        assert!(o.is_empty(), "no gap on a fresh disk");
+        let open = |r| Msg::Append {
+            record: r,
+            volume: VolumeEpoch::first(),
+        };
+        let (after, commands) = deliver(&Log::default(), open(record(2, FIRST_EPOCH)));
+        assert_eq!(after, gap);
+        assert!(commands
+            .iter()
+            .any(|c| matches!(c, Command::SetTimer(NodeTimer::Gossip, _))));
+        let (_, commands) = deliver(&gap, open(record(1, FIRST_EPOCH)));
+        assert!(commands
+            .iter()
+            .any(|c| matches!(c, Command::CancelTimer(NodeTimer::Gossip))));
+    }
+
+    /// The gossip timer offers every other segment; a pick asks it from the first missing LSN;
+    /// the peer answers with what it holds from there; nothing happens once the gap is closed.
+    #[test]
+    fn a_gossip_round_pulls_from_scl_plus_one() {
+        let node = StorageNode::new(Config::new(None));
+        let mut gap = Log::default();
+        for l in [1, 3] {
+            assert!(gap.insert(record(l, FIRST_EPOCH)));
+        }
+        let me = Id::from(2);
+        let mut o: Out<Node> = Out::new();
+        node.on_timeout(me, &mut Cow::Borrowed(&gap), &NodeTimer::Gossip, &mut o);
+        let offered = cmds(o);
+        let [Command::ChooseRandom(_, peers)] = offered.as_slice() else {
+            panic!("one choice: {offered:?}");
+        };
+        let peers: Vec<Option<usize>> = peers.iter().map(Choice::segment).collect();
+        assert_eq!(peers, [0, 1, 3, 4, 5].map(Some));
+        let mut o: Out<Node> = Out::new();
+        node.on_timeout(me, &mut Cow::Borrowed(&gap), &NodeTimer::Lease, &mut o);
+        assert!(o.is_empty(), "not the gossip timer");
+        let mut o: Out<Node> = Out::new();
+        node.on_random(
+            &mut Cow::Borrowed(&gap),
+            &Choice::PullFrom { segment: 4 },
+            &mut o,
+        );
+        assert!(matches!(
+            cmds(o).as_slice(),
+            [Command::Send(to, Msg::GossipPull { from: 2 })] if usize::from(*to) == 4
+        ));
+        let mut full = gap.clone();
+        assert!(full.insert(record(2, FIRST_EPOCH)));
+        let (_, commands) = deliver(&full, Msg::GossipPull { from: 2 });
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Send(_, Msg::GossipPush { records })]
+                if *records == [record(2, FIRST_EPOCH), record(3, FIRST_EPOCH)]
+        ));
+        let mut o: Out<Node> = Out::new();
+        node.on_timeout(me, &mut Cow::Borrowed(&full), &NodeTimer::Gossip, &mut o);
+        assert!(o.is_empty(), "no gap left");
+        let (after, commands) = deliver(
+            &gap,
+            Msg::GossipPush {
+                records: vec![record(2, FIRST_EPOCH), record(3, FIRST_EPOCH)],
+            },
+        );
+        assert_eq!(after, full);
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Save(NodeStorage::Segment(saved))] if *saved == full
+        ));
+    }
+
+    /// A read is served at a point within SCL, refused (with the SCL) above it.
+    #[test]
+    fn a_read_is_served_only_within_scl() {
+        let mut log = Log::default();
+        for l in [1, 3] {
+            assert!(log.insert(record(l, FIRST_EPOCH)));
+        }
+        let read = |point| Msg::ReadAt {
+            client: Id::from(7),
+            req: 0,
+            key: 0,
+            point,
+            epoch: FIRST_EPOCH,
+        };
+        let (_, commands) = deliver(&log, read(1));
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Send(_, Msg::ReadReply { version: Some(v), scl: 1, .. })]
+                if *v == record(1, FIRST_EPOCH).version()
+        ));
+        let (_, commands) = deliver(&log, read(3));
+        assert!(matches!(
+            commands.as_slice(),
+            [Command::Send(
+                _,
+                Msg::ReadReply {
+                    version: None,
+                    scl: 1,
+                    ..
+                }
+            )]
+        ));
+    }
+}
