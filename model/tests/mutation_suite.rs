@@ -16,7 +16,7 @@ use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::quorum::{Bounds, QuorumModel, QuorumState};
 use sixfold_model::check::symmetry;
-use sixfold_model::protocol::config::Config;
+use sixfold_model::protocol::config::{Config, Geometry};
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 
 /// What one exploration found: unique states, and each property with whether it holds (an
@@ -96,7 +96,7 @@ fn quorum(bounds: Bounds) -> QuorumModel {
 /// crash-restart and a disk loss.
 fn quorum_at_default_bounds() {
     let outcome = explore(quorum(Bounds::default()), None);
-    assert_outcome(&outcome, QUORUM_ALL, 65_396);
+    assert_outcome(&outcome, QUORUM_ALL, 61_412);
 }
 
 /// Two writes, no faults and no reader: gaps, SCL-based routing and refused reads.
@@ -180,10 +180,50 @@ fn failover_to_bounded_depth() {
     assert_outcome(&outcome, FAILOVER_ALL, 74_333);
 }
 
+fn full_tail() -> Config {
+    Config {
+        geometry: Geometry::FullTail,
+        ..Config::new(None)
+    }
+}
+
+/// Full/tail geometry, two writes, no faults and no reader: the 3/3-full write quorum and reads
+/// routed to full segments only.
+fn quorum_full_tail_with_two_writes() {
+    let bounds = Bounds {
+        writes: 2,
+        reads: 0,
+        crashes: 0,
+        losses: 0,
+        ..Bounds::default()
+    };
+    let outcome = explore(QuorumModel::new(full_tail(), bounds), None);
+    assert_outcome(&outcome, QUORUM_NO_LOSS, 19_294);
+}
+
+/// Full/tail failover to 14 steps: recoveries whose read quorum must include a full segment
+/// fence the zombie. A recovered writer's first commit lies deeper than 16 steps, where the
+/// space costs tens of seconds; the full/tail mutant test (`read-ignores-full`, by walks)
+/// reaches it.
+fn failover_full_tail_to_bounded_depth() {
+    let model = FailoverModel::new(full_tail(), FailoverModel::default_bounds());
+    let outcome = explore(model, Some(14));
+    let unreached = ["a failover completes", "a truncation happens"];
+    let expected: Vec<(&str, bool)> = FAILOVER_ALL
+        .iter()
+        .map(|n| (*n, !unreached.contains(n)))
+        .collect();
+    assert_eq!(
+        outcome.verdicts, expected,
+        "invariants hold, the zombie is fenced"
+    );
+    assert_eq!(outcome.unique, 21_713, "unique states");
+}
+
 /// Every run above, cheapest first (times on one core of the shared machine).
 #[test]
 fn every_model_at_small_bounds_cheapest_first() {
-    let runs: [(&str, fn()); 6] = [
+    let runs: [(&str, fn()); 8] = [
         ("quorum, two writes (0.2 s)", quorum_with_two_writes),
         (
             "quorum, pipelined (0.4 s)",
@@ -199,6 +239,14 @@ fn every_model_at_small_bounds_cheapest_first() {
         ),
         ("quorum, defaults (3 s)", quorum_at_default_bounds),
         ("failover, 20 steps (3.6 s)", failover_to_bounded_depth),
+        (
+            "quorum, full/tail, two writes",
+            quorum_full_tail_with_two_writes,
+        ),
+        (
+            "failover, full/tail, 20 steps",
+            failover_full_tail_to_bounded_depth,
+        ),
     ];
     for (name, run) in runs {
         eprintln!("{name}");
