@@ -181,6 +181,7 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError>
     opts.out_dir = args.out.clone();
     opts.progress = !args.quiet;
     opts.explore_on = args.explore_on;
+    opts.plan.stop_at_violation = !args.explore_on;
     opts.validate()?;
     Ok(opts)
 }

@@ -136,21 +136,21 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
 /// positions in signature order, tails the tail positions. With six full segments that is one
 /// sort of all six; in the full/tail geometry a full segment is never relabelled as a tail.
 fn sorted_within_classes(full: u8, sigs: &[u64; SEGMENTS]) -> [usize; SEGMENTS] {
-    let class = |is_full: bool| {
-        let mut members: Vec<usize> = (0..SEGMENTS)
-            .filter(|&i| (full & (1 << i) != 0) == is_full)
-            .collect();
-        members.sort_by_key(|&i| sigs[i]);
-        members.into_iter()
-    };
-    let (mut fulls, mut tails) = (class(true), class(false));
+    // Full segments first, each class in signature order (with six full ones: one sort).
+    let mut by_class: [usize; SEGMENTS] = std::array::from_fn(|i| i);
+    by_class.sort_by_key(|&i| (full & (1 << i) == 0, sigs[i]));
+    if full.count_ones() as usize == SEGMENTS {
+        return by_class;
+    }
+    let (mut fulls, mut tails) = (0, full.count_ones() as usize);
     std::array::from_fn(|pos| {
         let next = if full & (1 << pos) != 0 {
-            fulls.next()
+            &mut fulls
         } else {
-            tails.next()
+            &mut tails
         };
-        next.expect("each class fills its own positions")
+        *next += 1;
+        by_class[*next - 1]
     })
 }
 
