@@ -184,6 +184,9 @@ pub enum CheckError {
     /// The full/tail mutant asked for on six full segments, where it changes nothing.
     #[error("mutant read-ignores-full drops a full/tail rule: it needs --geometry full-tail")]
     MutantNeedsFullTail,
+    /// `--deep` given to `simulate`, whose bounds are deeper already.
+    #[error("--deep is check's preset; simulate walks its own deep bounds (see --help), and bound flags override them")]
+    DeepWalks,
     /// A time budget that is not a positive number of seconds.
     #[error("--seconds {0} is not a time to walk for: give a positive number of seconds")]
     BadSeconds(f64),

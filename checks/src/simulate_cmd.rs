@@ -17,6 +17,12 @@ use std::time::Duration;
 
 /// `sixfold simulate`: walk a model's seeds at deep bounds.
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Unset bounds take the model's deep walk bounds, not `check`'s defaults: \
+quorum 12 writes, 3 reads, 4 crash-restarts, 3 disk losses; gossip 12 writes, 3 lost Appends; \
+failover 12 writes (2 in flight), 3 promotions, gossip, 2 reads, 2 crash-restarts, 3 disk \
+losses. With walks --writes goes up to 16 and --crashes up to 16; --deep does not apply."
+)]
 pub struct SimulateArgs {
     /// The model to walk: quorum, gossip or failover (not needed with --merge).
     #[arg(required_unless_present = "merge")]
@@ -32,7 +38,7 @@ pub struct SimulateArgs {
     /// An inclusive range of seeds, `A..B`: every one is walked (unless --seconds runs out).
     #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
     pub seeds: Option<(u64, u64)>,
-    /// Worker threads [default: 2].
+    /// Worker threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Walk every seed even after a violation (by default no seed above the first violating
@@ -75,6 +81,9 @@ fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
 
 /// The run `args` ask for.
 fn options(args: &SimulateArgs, model: ModelKind) -> Result<ModelCheck, CheckError> {
+    if args.bounds.deep {
+        return Err(CheckError::DeepWalks);
+    }
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     opts.bounds = args.bounds.bounds_over(model.walk_bounds())?;
     opts.lal = args.bounds.lal;

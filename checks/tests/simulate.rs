@@ -250,6 +250,7 @@ fn bad_simulation_input_is_refused_with_a_reason() {
             "between 1 and 16",
         ),
         (vec!["simulate", "raft"], "unknown model"),
+        (vec!["simulate", "quorum", "--deep"], "own deep bounds"),
         (
             vec!["simulate", "quorum", "--mutant", "no-fencing"],
             "no mutant",
