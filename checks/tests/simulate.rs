@@ -2,11 +2,13 @@
 //! range and its shrunk counterexample replays; the protocol passes; one seed names one run
 //! whatever the threads; shards merge into the verdict of the whole range.
 
+mod common;
+
+use common::sixfold;
 use sixfold_checks::replay::{replay, ReplayVerdict};
 use sixfold_checks::runner::{run, ModelCheck, ModelKind, ModelReport, Strategy};
 use sixfold_impl::trace_merge::load;
 use sixfold_model::protocol::config::Mutant;
-use std::process::Command;
 
 fn out_dir(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("sixfold-sim-{}-{name}", std::process::id()))
@@ -166,18 +168,6 @@ fn a_seed_range_gives_the_same_outcome_on_any_number_of_threads() {
         let steps = |r: &ModelReport| r.verdicts.iter().map(|v| v.steps).collect::<Vec<_>>();
         assert_eq!(steps(&one), steps(&two), "the same shrunk counterexamples");
     }
-}
-
-fn sixfold(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sixfold"))
-        .args(args)
-        .output()
-        .expect("sixfold runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Two shards of a seed range, run as two commands and merged, give the verdict and the counts

@@ -277,10 +277,12 @@ pub enum Msg {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(lsn: Lsn, epoch: Epoch) -> Record {
+    /// Record `lsn` of `epoch` on key 0, its value `10 · lsn`: the test record other modules'
+    /// tests use too.
+    pub(crate) fn record(lsn: Lsn, epoch: Epoch) -> Record {
         Record {
             lsn,
             key: 0,

@@ -281,19 +281,11 @@ impl StorageNode {
 mod tests {
     use super::*;
     use crate::protocol::actor::Node;
+    use crate::protocol::msg::tests::record;
     use crate::protocol::msg::{Truncation, FIRST_EPOCH};
     use stateright::actor::Command;
 
     const WRITER: usize = 6;
-
-    fn record(lsn: Lsn, epoch: Epoch) -> Record {
-        Record {
-            lsn,
-            key: 0,
-            value: 10 * lsn,
-            epoch,
-        }
-    }
 
     fn volume(number: Epoch) -> VolumeEpoch {
         VolumeEpoch {
