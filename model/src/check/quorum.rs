@@ -242,6 +242,9 @@ pub struct Ghost {
     pub promotions: u8,
     /// The geometry whose read quorums durability is judged against (a constant of the run).
     pub geometry: Geometry,
+    /// Zero in every real state. A symmetry representative ([`crate::check::symmetry`]) is an
+    /// otherwise empty state whose `class` is the fingerprint of its symmetry class.
+    pub class: u64,
 }
 
 /// The state of the quorum model: stateright's actor-system state with our ghost history.

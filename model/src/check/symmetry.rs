@@ -32,12 +32,17 @@
 //!
 //! Symmetry is only sound for DFS and simulation in stateright; BFS ignores it.
 
-use crate::check::quorum::{in_flight, QuorumState};
+use crate::check::quorum::{in_flight, Ghost, QuorumState};
+#[cfg(test)]
 use crate::protocol::actor::NodeState;
 use crate::protocol::config::SEGMENTS;
 use crate::protocol::effects::Choice;
-use stateright::actor::{Envelope, Id, Network, RandomChoices};
+use crate::protocol::writer::WriterState;
+#[cfg(test)]
+use stateright::actor::Envelope;
+use stateright::actor::{Id, Network, RandomChoices};
 use std::hash::{Hash, Hasher};
+#[cfg(test)]
 use std::sync::Arc;
 
 fn relabel(id: Id, perm: &[usize; SEGMENTS]) -> Id {
@@ -126,10 +131,88 @@ pub fn canonical(state: &QuorumState) -> QuorumState {
         ))
     });
     let order = sorted_within_classes(state.history.geometry.full(), &sigs);
-    if order.iter().enumerate().all(|(i, &o)| i == o) {
-        return state.clone();
+    representative(class_hash(state, &writers, &order))
+}
+
+/// The representative of the class whose fingerprint is `class`: an empty state carrying it.
+/// Stateright uses a representative only to fingerprint it (it explores the real state), so
+/// this saves building the relabelled state and hashing it again, with no more risk of a
+/// collision than stateright's own 64-bit fingerprints.
+fn representative(class: u64) -> QuorumState {
+    QuorumState {
+        actor_states: Vec::new(),
+        network: Network::new_unordered_nonduplicating([]),
+        timers_set: Vec::new(),
+        random_choices: Vec::new(),
+        crashed: Vec::new(),
+        history: Ghost {
+            class,
+            ..Ghost::default()
+        },
+        actor_storages: Vec::new(),
     }
-    permute(state, &order)
+}
+
+/// A hash of `state` with its segments relabelled by `order` (segment `order[new]` becomes
+/// segment `new`): the same value as hashing [`permute`]`(state, order)` this way with the
+/// identity order, computed without building it (tested below).
+fn class_hash(state: &QuorumState, writers: &[usize], order: &[usize; SEGMENTS]) -> u64 {
+    let perm = inverse(order);
+    let mut h = rustc_hash::FxHasher::default();
+    let actors = (0..state.actor_states.len()).map(|i| if i < SEGMENTS { order[i] } else { i });
+    for i in actors {
+        match state.actor_states[i].as_writer() {
+            Some(w) if writers.contains(&i) => relabelled_writer(w, order, &perm).hash(&mut h),
+            _ => state.actor_states[i].hash(&mut h),
+        }
+        state.actor_storages[i].hash(&mut h);
+        state.crashed[i].hash(&mut h);
+        state.timers_set[i].hash(&mut h);
+        h.write_u64(choices_hash(&state.random_choices[i], &perm));
+    }
+    let mut ghost = state.history.clone();
+    ghost.lost = permute_bits(state.history.lost, &perm);
+    ghost.hash(&mut h);
+    let flights = in_flight(&state.network);
+    let network = flights.iter().fold(0u64, |sum, e| {
+        let moved = (relabel(e.src, &perm), relabel(e.dst, &perm), e.msg);
+        sum.wrapping_add(mix(hash_of(&moved)))
+    });
+    h.write_usize(flights.len());
+    h.write_u64(network);
+    mix(h.finish())
+}
+
+/// A writer's bookkeeping with its segment numbers relabelled.
+fn relabelled_writer(
+    writer: &WriterState,
+    order: &[usize; SEGMENTS],
+    perm: &[usize; SEGMENTS],
+) -> WriterState {
+    let mut moved = writer.clone();
+    for (new, &old) in order.iter().enumerate() {
+        moved.scl[new] = writer.scl[old];
+    }
+    moved.opening = writer.opening.map(|b| permute_bits(b, perm));
+    moved.queried = permute_bits(writer.queried, perm);
+    moved
+}
+
+/// An order-free hash of a set of random choices with the segments they name relabelled.
+fn choices_hash(choices: &RandomChoices<Choice>, perm: &[usize; SEGMENTS]) -> u64 {
+    choices.map.iter().fold(0u64, |sum, (key, options)| {
+        let mut moved: Vec<Choice> = options.iter().map(|c| c.relabel(perm)).collect();
+        moved.sort();
+        sum.wrapping_add(mix(hash_of(&(key, moved))))
+    })
+}
+
+/// splitmix64's finalizer: spreads a hash's bits so that sums of hashes (multisets) collide no
+/// more than the hashes do.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The segments ordered by signature within their class: full segments fill the full
@@ -155,6 +238,7 @@ fn sorted_within_classes(full: u8, sigs: &[u64; SEGMENTS]) -> [usize; SEGMENTS] 
 }
 
 /// Relabel the segments named in a set of random choices.
+#[cfg(test)]
 fn relabel_choices(
     choices: &RandomChoices<Choice>,
     perm: &[usize; SEGMENTS],
@@ -168,13 +252,20 @@ fn relabel_choices(
     out
 }
 
-/// The same state with its segments relabelled: segment `order[new]` becomes segment `new`.
-pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
-    // order[new] = old; perm[old] = new.
+/// `perm[old] = new` for the relabelling in which segment `order[new]` becomes segment `new`.
+fn inverse(order: &[usize; SEGMENTS]) -> [usize; SEGMENTS] {
     let mut perm = [0usize; SEGMENTS];
     for (new, &old) in order.iter().enumerate() {
         perm[old] = new;
     }
+    perm
+}
+
+/// The same state with its segments relabelled: segment `order[new]` becomes segment `new`.
+/// The tests relabel states with it; the checker only hashes the relabelling ([`class_hash`]).
+#[cfg(test)]
+pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
+    let perm = inverse(order);
     let mut next = state.clone();
     for (new, &old) in order.iter().enumerate() {
         next.actor_states[new] = Arc::clone(&state.actor_states[old]);
@@ -185,12 +276,7 @@ pub fn permute(state: &QuorumState, order: &[usize; SEGMENTS]) -> QuorumState {
     }
     for w in writers(state) {
         let writer = state.actor_states[w].as_writer().expect("a writer");
-        let mut moved = writer.clone();
-        for (new, &old) in order.iter().enumerate() {
-            moved.scl[new] = writer.scl[old];
-        }
-        moved.opening = writer.opening.map(|b| permute_bits(b, &perm));
-        moved.queried = permute_bits(writer.queried, &perm);
+        let moved = relabelled_writer(writer, order, &perm);
         next.actor_states[w] = Arc::new(NodeState::Writer(moved));
         next.random_choices[w] = relabel_choices(&state.random_choices[w], &perm);
     }
@@ -276,6 +362,14 @@ mod tests {
                 assert_eq!(
                     canonical(&relabelled),
                     canonical(&state),
+                    "{state:#?}\n{order:?}"
+                );
+                // The class hash relabels as it hashes, exactly as `permute` relabels.
+                let identity: [usize; SEGMENTS] = std::array::from_fn(|i| i);
+                let writers = writers(&state);
+                assert_eq!(
+                    class_hash(&relabelled, &writers, &identity),
+                    class_hash(&state, &writers, &order),
                     "{state:#?}\n{order:?}"
                 );
                 checked += 1;
