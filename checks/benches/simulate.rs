@@ -22,7 +22,7 @@ fn seconds() -> f64 {
 
 fn opts(model: ModelKind, mutant: Option<Mutant>) -> ModelCheck {
     let mut o = ModelCheck::new(model, mutant);
-    o.bounds = model.walk_bounds();
+    o.bounds = model.walk_bounds(mutant);
     o.strategy = Strategy::Simulation;
     o.symmetry = false;
     o.threads = 2;

@@ -63,7 +63,10 @@ impl ModelKind {
             (ModelKind::Failover, false)
                 if matches!(mutant, Some(Mutant::NoRepair | Mutant::ReadIgnoresFull)) =>
             {
-                ModelKind::Failover.walk_bounds()
+                ModelKind::Failover.walk_bounds(mutant)
+            }
+            (ModelKind::Failover, false) if mutant == Some(Mutant::NoLeaseWait) => {
+                FailoverModel::lease_bounds()
             }
             (ModelKind::Failover, false) => FailoverModel::default_bounds(),
             (ModelKind::Failover, true) => FailoverModel::deep_bounds(),
@@ -74,7 +77,14 @@ impl ModelKind {
     /// finishes: a dozen writes, every read and fault budget at its largest (an AZ plus one of
     /// disk losses), and for `failover` a chain of three promotions with two writes in flight
     /// and gossip on. Walks reach them because they keep no visited set; they prove nothing.
-    pub fn walk_bounds(self) -> Bounds {
+    /// One mutant is walked at its own bounds: `no-lease-wait` needs the zombie to stay
+    /// unfenced until the new writer commits, which a dozen writes of its own (each Append to a
+    /// fenced segment deposes it) all but rule out; at [`FailoverModel::lease_bounds`] walks find
+    /// it at once.
+    pub fn walk_bounds(self, mutant: Option<Mutant>) -> Bounds {
+        if mutant == Some(Mutant::NoLeaseWait) {
+            return FailoverModel::lease_bounds();
+        }
         let quorum = Bounds {
             writes: 12,
             reads: 3,
@@ -113,9 +123,10 @@ impl ModelKind {
     pub fn mutant_strategy(self, mutant: Mutant) -> Strategy {
         match (self, mutant) {
             (ModelKind::Quorum | ModelKind::Gossip, _) => Strategy::Bfs,
-            (ModelKind::Failover, Mutant::NoRepair | Mutant::ReadIgnoresFull) => {
-                Strategy::Simulation
-            }
+            (
+                ModelKind::Failover,
+                Mutant::NoRepair | Mutant::ReadIgnoresFull | Mutant::NoLeaseWait,
+            ) => Strategy::Simulation,
             (ModelKind::Failover, _) => Strategy::Dfs,
         }
     }

@@ -65,7 +65,8 @@ struct Walk<A> {
 /// it a walk spends its whole fault budget in its first steps, while few messages are in flight.
 pub const FAULT_ODDS: u32 = 16;
 
-/// Walks the model from its (first) initial state with the generator seeded by `seed`. At each
+/// Walks the model from its (first) initial state with the generator seeded by `seed`, until it
+/// quiesces, reaches [`MAX_DEPTH`] or breaks an `always` property. At each
 /// step it picks faults (as `is_fault` tells them) with odds [`FAULT_ODDS`], other actions
 /// otherwise, falling back to the other kind when none of the one picked changes the state.
 fn walk<M: Model>(
@@ -86,10 +87,17 @@ where
     };
     let mut actions = Vec::new();
     loop {
+        let mut broken = false;
         for (i, p) in properties.iter().enumerate() {
             if walk.found[i].is_none() && discovered(model, p, &state) {
                 walk.found[i] = Some(walk.actions.len());
+                broken |= p.expectation == Expectation::Always;
             }
+        }
+        // A walk ends at its first broken invariant, as TLC's search does: what follows a
+        // violation is not a counterexample to anything else (replay, too, reports the first).
+        if broken {
+            return walk;
         }
         if walk.actions.len() >= MAX_DEPTH {
             walk.cut = true;

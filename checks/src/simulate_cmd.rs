@@ -85,7 +85,9 @@ fn options(args: &SimulateArgs, model: ModelKind) -> Result<ModelCheck, CheckErr
         return Err(CheckError::DeepWalks);
     }
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
-    opts.bounds = args.bounds.bounds_over(model.walk_bounds())?;
+    opts.bounds = args
+        .bounds
+        .bounds_over(model.walk_bounds(args.bounds.mutant))?;
     opts.lal = args.bounds.lal;
     opts.geometry = args.bounds.geometry;
     opts.strategy = Strategy::Simulation;

@@ -200,7 +200,7 @@ pub const FAILOVER: &[Prop] = &[
             "ghost (stale reads per key in replay)",
             |v| !v.ghost.stale_commit && !v.stale_read,
         ),
-        &[Mutant::NoFencing],
+        &[Mutant::NoFencing, Mutant::NoLeaseWait],
     ),
     catching(
         prop(

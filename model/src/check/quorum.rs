@@ -242,6 +242,10 @@ pub struct Ghost {
     pub promotions: u8,
     /// The geometry whose read quorums durability is judged against (a constant of the run).
     pub geometry: Geometry,
+    /// In `failover` with a reader: the reader has not started and nothing has happened since
+    /// the start or the last commit acknowledgement, so starting it now is a new behaviour
+    /// (see [`QuorumModel::reader_may_start`]). Always false elsewhere.
+    pub reader_may_start: bool,
     /// Zero in every real state. A symmetry representative ([`crate::check::symmetry`]) is an
     /// otherwise empty state whose `class` is the fingerprint of its symmetry class.
     pub class: u64,
@@ -610,6 +614,76 @@ impl QuorumModel {
             .is_some_and(|waiting| waiting & state.history.lost != 0)
     }
 
+    /// One step of the wrapper's actions, before the reader-start bookkeeping of
+    /// [`Model::next_state`].
+    fn step(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
+        match action {
+            QuorumAction::Restart(id) => {
+                let crashed = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                let mut next = self
+                    .inner
+                    .next_state(&crashed, ActorModelAction::Recover(id))?;
+                // A restart that changes nothing (everything volatile was saved, no timer was
+                // lost, nothing is sent) is not a new behaviour: skip it, as stateright skips
+                // no-op deliveries.
+                let i = usize::from(id);
+                if next.actor_states[i] == last.actor_states[i]
+                    && next.timers_set[i] == last.timers_set[i]
+                    && next.network == last.network
+                {
+                    return None;
+                }
+                next.history.crashes += 1;
+                Some(next)
+            }
+            QuorumAction::Actor(a) => {
+                let next = self.inner.next_state(last, a)?;
+                Some(Self::forget_dead_letters(Self::forget_lost(next)))
+            }
+            QuorumAction::Promote(id) => {
+                let old = Id::from(usize::from(id) - 1);
+                // The rule is asked whether it may promote before the lease has run out; if
+                // not, the control plane waits it out: the old writer's lease timer fires.
+                let at_once = control::may_promote(self.cfg(), false);
+                let expired = if at_once {
+                    last.clone()
+                } else {
+                    self.inner
+                        .next_state(last, ActorModelAction::Timeout(old, NodeTimer::Lease))?
+                };
+                let mut next = self
+                    .inner
+                    .next_state(&expired, ActorModelAction::Recover(id))?;
+                next.history.promotions += 1;
+                Some(Self::forget_lost(next))
+            }
+            QuorumAction::StartReader(id) => {
+                self.inner.next_state(last, ActorModelAction::Recover(id))
+            }
+            QuorumAction::LoseDisk(id) => {
+                let i = usize::from(id);
+                let mut next = last.clone();
+                next.crashed[i] = true;
+                next.timers_set[i].cancel_all();
+                next.actor_storages[i] = None;
+                next.history.lost |= 1 << i;
+                Some(Self::forget_lost(next))
+            }
+        }
+    }
+
+    /// Whether the reader may start now. In `quorum`, at any moment while it is down. In
+    /// `failover`, only at the start or right after a step that acknowledged a commit: starting
+    /// does nothing but send one `Read` (whose judging floor is the commits acknowledged so
+    /// far) and touches no other actor, so it commutes with every step that acknowledges
+    /// nothing, and a start after such steps is the same behaviour as a start before them with
+    /// its `Read` delivered later. This cuts the moments it may start from every state to one per
+    /// commit, which is what lets `failover --reads 1` (and `no-lease-wait`'s stale read) finish.
+    fn reader_may_start(&self, state: &QuorumState) -> bool {
+        self.reader.is_some_and(|r| state.crashed[r])
+            && (!self.failover || state.history.reader_may_start)
+    }
+
     /// The control plane's move in the `failover` model: while standbys are left, promote the
     /// next one.
     fn control_actions(&self, state: &QuorumState, actions: &mut Vec<QuorumAction>) {
@@ -683,6 +757,7 @@ impl Model for QuorumModel {
                 s.network = rebuilt(&s.network, |e| usize::from(e.src) != id);
                 s.history.open_reads.retain(|r| usize::from(r.client) != id);
             }
+            s.history.reader_may_start = self.failover && self.reader.is_some();
         }
         states
     }
@@ -710,7 +785,7 @@ impl Model for QuorumModel {
         self.control_actions(state, actions);
         // The reader starts at any moment: before a commit (so that it may see an uncommitted
         // record) or after one (so that a stale read is possible).
-        if let Some(r) = self.reader.filter(|&r| state.crashed[r]) {
+        if let Some(r) = self.reader.filter(|_| self.reader_may_start(state)) {
             actions.push(QuorumAction::StartReader(Id::from(r)));
         }
         for i in (0..SEGMENTS).filter(|i| lost & (1 << i) == 0) {
@@ -724,59 +799,12 @@ impl Model for QuorumModel {
     }
 
     fn next_state(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
-        match action {
-            QuorumAction::Restart(id) => {
-                let crashed = self.inner.next_state(last, ActorModelAction::Crash(id))?;
-                let mut next = self
-                    .inner
-                    .next_state(&crashed, ActorModelAction::Recover(id))?;
-                // A restart that changes nothing (everything volatile was saved, no timer was
-                // lost, nothing is sent) is not a new behaviour: skip it, as stateright skips
-                // no-op deliveries.
-                let i = usize::from(id);
-                if next.actor_states[i] == last.actor_states[i]
-                    && next.timers_set[i] == last.timers_set[i]
-                    && next.network == last.network
-                {
-                    return None;
-                }
-                next.history.crashes += 1;
-                Some(next)
-            }
-            QuorumAction::Actor(a) => {
-                let next = self.inner.next_state(last, a)?;
-                Some(Self::forget_dead_letters(Self::forget_lost(next)))
-            }
-            QuorumAction::Promote(id) => {
-                let old = Id::from(usize::from(id) - 1);
-                // The rule is asked whether it may promote before the lease has run out; if
-                // not, the control plane waits it out: the old writer's lease timer fires.
-                let at_once = control::may_promote(self.cfg(), false);
-                let expired = if at_once {
-                    last.clone()
-                } else {
-                    self.inner
-                        .next_state(last, ActorModelAction::Timeout(old, NodeTimer::Lease))?
-                };
-                let mut next = self
-                    .inner
-                    .next_state(&expired, ActorModelAction::Recover(id))?;
-                next.history.promotions += 1;
-                Some(Self::forget_lost(next))
-            }
-            QuorumAction::StartReader(id) => {
-                self.inner.next_state(last, ActorModelAction::Recover(id))
-            }
-            QuorumAction::LoseDisk(id) => {
-                let i = usize::from(id);
-                let mut next = last.clone();
-                next.crashed[i] = true;
-                next.timers_set[i].cancel_all();
-                next.actor_storages[i] = None;
-                next.history.lost |= 1 << i;
-                Some(Self::forget_lost(next))
-            }
+        let mut next = self.step(last, action)?;
+        if self.failover && self.reader.is_some() {
+            next.history.reader_may_start = self.reader.is_some_and(|r| next.crashed[r])
+                && next.history.committed > last.history.committed;
         }
+        Some(next)
     }
 
     fn format_action(&self, action: &QuorumAction) -> String {

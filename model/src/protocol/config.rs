@@ -128,11 +128,14 @@ pub enum Mutant {
     /// Full/tail geometry, but recovery takes any three segments' SCLs as a read quorum, even
     /// three tails: the "1 of 3 full" read condition is dropped.
     ReadIgnoresFull,
+    /// The control plane promotes a new writer without waiting out the old writer's lease: the
+    /// zombie keeps serving reads from segments that have not seen the new epoch.
+    NoLeaseWait,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
@@ -143,6 +146,7 @@ impl Mutant {
         Mutant::RecoverWith2,
         Mutant::NoRepair,
         Mutant::ReadIgnoresFull,
+        Mutant::NoLeaseWait,
     ];
 
     /// The name used on the command line and in trace files.
@@ -158,6 +162,7 @@ impl Mutant {
             Mutant::RecoverWith2 => "recover-with-2",
             Mutant::NoRepair => "no-repair",
             Mutant::ReadIgnoresFull => "read-ignores-full",
+            Mutant::NoLeaseWait => "no-lease-wait",
         }
     }
 
@@ -174,6 +179,7 @@ impl Mutant {
             Mutant::RecoverWith2 => "recovery reads the SCLs of 2 segments, not 3",
             Mutant::NoRepair => "a recovered writer serves reads before its range is on 4 segments",
             Mutant::ReadIgnoresFull => "full/tail recovery reads 3 segments even if none is full",
+            Mutant::NoLeaseWait => "the control plane promotes before the old writer's lease ends",
         }
     }
 }

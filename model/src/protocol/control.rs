@@ -8,14 +8,14 @@
 //! fired); the runtime knows it as a bound on time (`sixfold_impl::promotion` computes when the
 //! last lease it may have granted ends). Both ask [`may_promote`] with what they know.
 
-use crate::protocol::config::Config;
+use crate::protocol::config::{Config, Mutant};
 
 /// Whether the control plane may promote a writer in the next epoch, given whether every lease
 /// of an earlier writer has certainly ended. It takes the protocol configuration so that a
-/// mutant can bend the rule (a `no-lease-wait` mutant is not yet shown to be caught; see the
-/// `failover` model's docs).
-pub fn may_promote(_cfg: &Config, old_leases_ended: bool) -> bool {
-    old_leases_ended
+/// mutant can bend the rule: `no-lease-wait` promotes at once, and a zombie that still holds its
+/// lease serves a stale read.
+pub fn may_promote(cfg: &Config, old_leases_ended: bool) -> bool {
+    old_leases_ended || cfg.is(Mutant::NoLeaseWait)
 }
 
 #[cfg(test)]
@@ -27,5 +27,7 @@ mod tests {
         let real = Config::default();
         assert!(!may_promote(&real, false));
         assert!(may_promote(&real, true));
+        let bent = Config::new(Some(Mutant::NoLeaseWait));
+        assert!(may_promote(&bent, false));
     }
 }
