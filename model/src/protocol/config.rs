@@ -128,11 +128,28 @@ pub enum Mutant {
     /// Full/tail geometry, but recovery takes any three segments' SCLs as a read quorum, even
     /// three tails: the "1 of 3 full" read condition is dropped.
     ReadIgnoresFull,
+    /// Regional replication: the old primary's storage ignores the region epoch, so a
+    /// switchover's fence does not stop the superseded writer.
+    NoRegionFence,
+    /// Regional replication: a managed switchover promotes its target without waiting for it to
+    /// apply everything the fenced old primary holds.
+    SwitchoverNoWait,
+    /// Regional replication: a secondary applies a shipped record as soon as it arrives, even
+    /// above a gap.
+    ApplyOutOfOrder,
+    /// Regional replication: a returning old primary rejoins as a secondary without discarding
+    /// the records above the promoted secondary's applied point.
+    RejoinKeepsSuffix,
+    /// Regional replication: the primary acknowledges commits without the `--rpo` gate.
+    RpoIgnored,
+    /// Regional replication: a write-forwarding session's read is served at once, without
+    /// waiting for the session's own write to be applied.
+    SessionNoWait,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 16] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
@@ -143,6 +160,12 @@ impl Mutant {
         Mutant::RecoverWith2,
         Mutant::NoRepair,
         Mutant::ReadIgnoresFull,
+        Mutant::NoRegionFence,
+        Mutant::SwitchoverNoWait,
+        Mutant::ApplyOutOfOrder,
+        Mutant::RejoinKeepsSuffix,
+        Mutant::RpoIgnored,
+        Mutant::SessionNoWait,
     ];
 
     /// The name used on the command line and in trace files.
@@ -158,6 +181,12 @@ impl Mutant {
             Mutant::RecoverWith2 => "recover-with-2",
             Mutant::NoRepair => "no-repair",
             Mutant::ReadIgnoresFull => "read-ignores-full",
+            Mutant::NoRegionFence => "no-region-fence",
+            Mutant::SwitchoverNoWait => "switchover-no-wait",
+            Mutant::ApplyOutOfOrder => "apply-out-of-order",
+            Mutant::RejoinKeepsSuffix => "rejoin-keeps-suffix",
+            Mutant::RpoIgnored => "rpo-ignored",
+            Mutant::SessionNoWait => "session-no-wait",
         }
     }
 
@@ -174,6 +203,12 @@ impl Mutant {
             Mutant::RecoverWith2 => "recovery reads the SCLs of 2 segments, not 3",
             Mutant::NoRepair => "a recovered writer serves reads before its range is on 4 segments",
             Mutant::ReadIgnoresFull => "full/tail recovery reads 3 segments even if none is full",
+            Mutant::NoRegionFence => "the old primary's storage ignores the region epoch",
+            Mutant::SwitchoverNoWait => "switchover promotes before the target is synchronized",
+            Mutant::ApplyOutOfOrder => "a secondary applies shipped records out of LSN order",
+            Mutant::RejoinKeepsSuffix => "a returning old primary keeps its divergent suffix",
+            Mutant::RpoIgnored => "commits are acknowledged without the --rpo gate",
+            Mutant::SessionNoWait => "session reads do not wait for the session's own write",
         }
     }
 }
