@@ -5,7 +5,9 @@ use clap::Args;
 use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::quorum::{Bounds, QuorumModel};
+use sixfold_model::check::region::{RegionBounds, RegionModel};
 use sixfold_model::protocol::config::{Geometry, Mutant};
+use sixfold_model::protocol::region::Consistency;
 use stateright::{Checker, HasDiscoveries};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -58,11 +60,57 @@ pub struct BoundArgs {
     /// Larger preset bounds (2 writes); explicit bounds still override it.
     #[arg(long)]
     pub deep: bool,
+    /// Regions in the `region` model, the first one the primary [default: 2; 2..=3].
+    #[arg(long)]
+    pub regions: Option<u64>,
+    /// Switchovers and failovers in the `region` model, each at any moment [default: 1; 0..=3].
+    #[arg(long)]
+    pub promotions: Option<u64>,
+    /// Managed RPO in the `region` model: commits block while every secondary lags by more than
+    /// K records [default: none; 1 for `rpo-ignored`; 0..=8].
+    #[arg(long, value_name = "K")]
+    pub rpo: Option<u64>,
+    /// Read consistency of the `region` model's write-forwarding session [default: session].
+    #[arg(long, value_name = "eventual|session|global")]
+    pub consistency: Option<Consistency>,
 }
 
 impl BoundArgs {
     fn bounds(&self, model: ModelKind) -> Result<Bounds, CheckError> {
         self.bounds_over(model.default_bounds(self.deep, self.mutant))
+    }
+
+    /// The `region` model's bounds asked for, each unset one taken from the mutant's defaults.
+    fn region_bounds(&self) -> Result<RegionBounds, CheckError> {
+        self.region_bounds_over(RegionBounds::for_mutant(self.mutant))
+    }
+
+    /// The `region` model's bounds asked for (`--writes` and `--reads` are read too), each unset
+    /// one taken from `d`.
+    pub(crate) fn region_bounds_over(&self, d: RegionBounds) -> Result<RegionBounds, CheckError> {
+        let narrow = |name: &'static str, v: Option<u64>, default: u8| -> Result<u8, CheckError> {
+            v.map_or(Ok(default), |v| {
+                u8::try_from(v).map_err(|_| CheckError::BadBound {
+                    name,
+                    value: v,
+                    min: 0,
+                    max: u8::MAX.into(),
+                    why: "",
+                })
+            })
+        };
+        let rpo = match self.rpo {
+            None => d.rpo,
+            Some(k) => Some(narrow("rpo", Some(k), 0)?),
+        };
+        Ok(RegionBounds {
+            regions: narrow("regions", self.regions, d.regions)?,
+            writes: narrow("writes", self.writes, d.writes)?,
+            reads: narrow("reads", self.reads, d.reads)?,
+            promotions: narrow("promotions", self.promotions, d.promotions)?,
+            rpo,
+            consistency: self.consistency.unwrap_or(d.consistency),
+        })
     }
 
     /// The bounds asked for, each unset one taken from `d`.
@@ -149,6 +197,7 @@ fn models(name: &str) -> Result<Vec<ModelKind>, CheckError> {
 fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError> {
     let mut opts = ModelCheck::new(model, args.bounds.mutant);
     opts.bounds = args.bounds.bounds(model)?;
+    opts.region = args.bounds.region_bounds()?;
     opts.lal = args.bounds.lal;
     opts.geometry = args.bounds.geometry;
     if args.bfs {
@@ -158,7 +207,7 @@ fn options(args: &CheckArgs, model: ModelKind) -> Result<ModelCheck, CheckError>
     }
     if args.dfs {
         opts.strategy = Strategy::Dfs;
-        opts.symmetry = true;
+        opts.symmetry = model != ModelKind::Region;
         opts.threads = 2;
     }
     if let Some(seed) = args.seed {
@@ -209,13 +258,13 @@ pub fn run_check(args: &CheckArgs) -> ExitCode {
     let mut reports: Vec<ModelReport> = Vec::new();
     for opts in &plan {
         eprintln!(
-            "checking {} [{}] with {:?}, {}{} thread(s): {:?}",
+            "checking {} [{}] with {:?}, {}{} thread(s): {}",
             opts.model,
             opts.mutant.map_or("protocol", Mutant::name),
             opts.strategy,
             if opts.symmetry { "symmetry, " } else { "" },
             opts.threads,
-            opts.bounds
+            BoundsShown(opts)
         );
         match runner::run(opts) {
             Ok(report) => {
@@ -251,6 +300,19 @@ pub fn run_check(args: &CheckArgs) -> ExitCode {
     }
 }
 
+/// The bounds a run explores, as printed before it starts: the region model's own, or the
+/// others' shared ones.
+pub(crate) struct BoundsShown<'a>(pub(crate) &'a ModelCheck);
+
+impl std::fmt::Display for BoundsShown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.model {
+            ModelKind::Region => write!(f, "{:?}", self.0.region),
+            _ => write!(f, "{:?}", self.0.bounds),
+        }
+    }
+}
+
 /// `sixfold explore`: serve Stateright's explorer on a model.
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
@@ -283,6 +345,13 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    match args.bounds.region_bounds() {
+        Ok(b) => opts.region = b,
+        Err(e) => {
+            eprintln!("sixfold explore: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if let Err(e) = opts.validate() {
         eprintln!("sixfold explore: {e}");
         return ExitCode::from(2);
@@ -302,6 +371,7 @@ pub fn run_explore(args: &ExploreArgs) -> ExitCode {
             addr,
         ),
         ModelKind::Failover => serve(FailoverModel::new(cfg, opts.bounds), model, &opts, addr),
+        ModelKind::Region => serve(RegionModel::new(cfg, opts.region), model, &opts, addr),
     }
 }
 

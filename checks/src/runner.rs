@@ -12,6 +12,7 @@ use sixfold_model::check::failover::FailoverModel;
 use sixfold_model::check::gossip::GossipModel;
 use sixfold_model::check::properties::{self, Prop};
 use sixfold_model::check::quorum::{Bounds, QuorumModel};
+use sixfold_model::check::region::{self, RegionBounds, RegionModel};
 use sixfold_model::check::symmetry;
 use sixfold_model::protocol::config::{Config, Geometry, Mutant};
 use sixfold_model::protocol::msg::Lsn;
@@ -32,11 +33,18 @@ pub enum ModelKind {
     Gossip,
     /// Writer failover: recovery, truncation and epoch fencing against a zombie writer.
     Failover,
+    /// Regional asynchronous replication: switchover, failover, rejoin, RPO, write forwarding.
+    Region,
 }
 
 impl ModelKind {
     /// Every model, in the order `check all` runs them.
-    pub const ALL: [ModelKind; 3] = [ModelKind::Quorum, ModelKind::Gossip, ModelKind::Failover];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Quorum,
+        ModelKind::Gossip,
+        ModelKind::Failover,
+        ModelKind::Region,
+    ];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -44,6 +52,7 @@ impl ModelKind {
             ModelKind::Quorum => "quorum",
             ModelKind::Gossip => "gossip",
             ModelKind::Failover => "failover",
+            ModelKind::Region => "region",
         }
     }
 
@@ -56,7 +65,7 @@ impl ModelKind {
     pub fn default_bounds(self, deep: bool, mutant: Option<Mutant>) -> Bounds {
         match (self, deep) {
             (ModelKind::Quorum, true) => Bounds::deep(),
-            (ModelKind::Quorum | ModelKind::Gossip, _) => Bounds::default(),
+            (ModelKind::Quorum | ModelKind::Gossip | ModelKind::Region, _) => Bounds::default(),
             (ModelKind::Failover, false) if mutant == Some(Mutant::GossipIgnoresTruncation) => {
                 FailoverModel::gossip_bounds()
             }
@@ -93,7 +102,8 @@ impl ModelKind {
             ..Bounds::default()
         };
         match self {
-            ModelKind::Quorum => quorum,
+            // The region model reads its own bounds ([`ModelCheck::region`]).
+            ModelKind::Quorum | ModelKind::Region => quorum,
             // The gossip model reads only these: writes, and lost Appends (as `losses`).
             ModelKind::Gossip => Bounds {
                 reads: 0,
@@ -122,7 +132,7 @@ impl ModelKind {
     /// find a commit on the three full segments alone followed by a recovery from the tails.
     pub fn mutant_strategy(self, mutant: Mutant) -> Strategy {
         match (self, mutant) {
-            (ModelKind::Quorum | ModelKind::Gossip, _) => Strategy::Bfs,
+            (ModelKind::Quorum | ModelKind::Gossip | ModelKind::Region, _) => Strategy::Bfs,
             (
                 ModelKind::Failover,
                 Mutant::NoRepair | Mutant::ReadIgnoresFull | Mutant::NoLeaseWait,
@@ -132,13 +142,21 @@ impl ModelKind {
     }
 
     /// The model's properties (`sixfold_model::check::properties`): the one list its checker, replay
-    /// and this runner use.
+    /// and this runner use. Empty for `region`, whose states are not `QuorumState`s: its own
+    /// list is `sixfold_model::check::region::PROPS`.
     pub fn props(self) -> &'static [Prop] {
         match self {
             ModelKind::Quorum => properties::QUORUM,
             ModelKind::Gossip => properties::GOSSIP,
             ModelKind::Failover => properties::FAILOVER,
+            ModelKind::Region => &[],
         }
+    }
+
+    /// Whether its counterexamples are traces of the protocol's actors, which `sixfold replay`
+    /// replays. The `region` model's are not yet: it has no runtime.
+    pub fn replays(self) -> bool {
+        self != ModelKind::Region
     }
 
     /// The mutants this model can run, each with the property it must break, in
@@ -152,7 +170,10 @@ impl ModelKind {
 
     /// The property `mutant` is expected to break in this model, if the model runs it.
     pub fn expected_failure(self, mutant: Mutant) -> Option<&'static str> {
-        properties::catching_mutant(self.props(), mutant)
+        match self {
+            ModelKind::Region => region::catching_mutant(mutant),
+            _ => properties::catching_mutant(self.props(), mutant),
+        }
     }
 }
 
@@ -251,6 +272,8 @@ pub struct ModelCheck {
     pub model: ModelKind,
     /// The bounds explored.
     pub bounds: Bounds,
+    /// The `region` model's bounds (the other models read `bounds`).
+    pub region: RegionBounds,
     /// The mutant, if any.
     pub mutant: Option<Mutant>,
     /// Checker threads.
@@ -284,10 +307,12 @@ impl ModelCheck {
         ModelCheck {
             model,
             bounds: model.default_bounds(false, mutant),
+            region: RegionBounds::for_mutant(mutant),
             mutant,
             threads: if mutant.is_some() { 1 } else { 2 },
             strategy,
-            symmetry: strategy == Strategy::Dfs,
+            // The region model's regions have roles: nothing to reduce.
+            symmetry: strategy == Strategy::Dfs && model != ModelKind::Region,
             out_dir: PathBuf::from("counterexamples"),
             progress: false,
             explore_on: false,
@@ -326,6 +351,10 @@ impl ModelCheck {
 
     /// Rejects bounds and combinations that make no sense, with a message saying what does.
     pub fn validate(&self) -> Result<(), CheckError> {
+        if self.model == ModelKind::Region {
+            self.validate_region()?;
+            return self.validate_mutant();
+        }
         let b = &self.bounds;
         let failovers = if self.model == ModelKind::Failover {
             (1, 3)
@@ -397,6 +426,36 @@ impl ModelCheck {
         if self.mutant == Some(Mutant::ReadIgnoresFull) && self.config().geometry == Geometry::Six {
             return Err(CheckError::MutantNeedsFullTail);
         }
+        self.validate_mutant()
+    }
+
+    /// The `region` model's bounds, each in its range.
+    fn validate_region(&self) -> Result<(), CheckError> {
+        let b = &self.region;
+        let checks: [(&'static str, u64, u64, u64, &'static str); 6] = [
+            ("regions", b.regions.into(), 2, 3, ""),
+            ("writes", b.writes.into(), 1, 4, ""),
+            ("reads", b.reads.into(), 0, 3, ""),
+            ("promotions", b.promotions.into(), 0, 3, ""),
+            ("rpo", b.rpo.map_or(0, u64::from), 0, 8, ""),
+            ("threads", self.threads as u64, 1, 64, ""),
+        ];
+        for (name, value, min, max, why) in checks {
+            if value < min || value > max {
+                return Err(CheckError::BadBound {
+                    name,
+                    value,
+                    min,
+                    max,
+                    why,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A mutant the model defines.
+    fn validate_mutant(&self) -> Result<(), CheckError> {
         if let Some(mutant) = self.mutant {
             if self.model.expected_failure(mutant).is_none() {
                 return Err(CheckError::MutantNotInModel {
@@ -490,6 +549,7 @@ pub fn run(opts: &ModelCheck) -> Result<ModelReport, CheckError> {
             let model = FailoverModel::new(opts.config(), opts.bounds);
             run_model(opts, model)
         }
+        ModelKind::Region => run_model(opts, RegionModel::new(opts.config(), opts.region)),
     }
 }
 
@@ -732,6 +792,32 @@ macro_rules! wraps_quorum {
 }
 
 wraps_quorum!(GossipModel, FailoverModel);
+
+/// The `region` model has no symmetry (its regions have roles) and no fault actions, and its
+/// counterexample trace is only a header naming the property: the steps are printed, but there
+/// is no runtime to replay them against yet.
+impl CheckedModel for RegionModel {
+    fn canonical(state: &Self::State) -> Self::State {
+        state.clone()
+    }
+    fn is_fault(_: &Self::Action) -> bool {
+        false
+    }
+    fn counterexample(
+        &self,
+        _: &stateright::Path<Self::State, Self::Action>,
+        property: &str,
+    ) -> Vec<Line> {
+        vec![Line::Header(sixfold_model::trace::Header {
+            version: sixfold_model::trace::TRACE_VERSION,
+            source: "model".to_string(),
+            model: "region".to_string(),
+            config: self.cfg,
+            actors: Vec::new(),
+            violates: Some(property.to_string()),
+        })]
+    }
+}
 
 fn write_trace(file: &Path, lines: &[Line]) -> Result<(), CheckError> {
     let err = |source| CheckError::WriteTrace {

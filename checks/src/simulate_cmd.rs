@@ -6,10 +6,11 @@
 //! NDJSON traces (replayable with `sixfold replay`), and `--json`/`--merge` so that disjoint seed
 //! ranges run anywhere (a shell loop, a CI matrix, a batch scheduler) combine into one verdict.
 
-use crate::check_cmd::BoundArgs;
+use crate::check_cmd::{BoundArgs, BoundsShown};
 use crate::runner::{self, group, CheckError, ModelCheck, ModelKind, ModelReport, Strategy};
 use crate::simulate::{Summary, SummaryProperty};
 use clap::Args;
+use sixfold_model::check::region::RegionBounds;
 use sixfold_model::protocol::config::Mutant;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,9 @@ fn options(args: &SimulateArgs, model: ModelKind) -> Result<ModelCheck, CheckErr
     opts.bounds = args
         .bounds
         .bounds_over(model.walk_bounds(args.bounds.mutant))?;
+    opts.region = args
+        .bounds
+        .region_bounds_over(RegionBounds::walk(args.bounds.mutant))?;
     opts.lal = args.bounds.lal;
     opts.geometry = args.bounds.geometry;
     opts.strategy = Strategy::Simulation;
@@ -128,7 +132,7 @@ fn summary_of(opts: &ModelCheck, report: &ModelReport) -> Summary {
     Summary {
         model: opts.model.name().to_string(),
         variant: report.variant().to_string(),
-        bounds: format!("{:?}, lal {}", opts.bounds, opts.config().lal),
+        bounds: format!("{}, lal {}", BoundsShown(opts), opts.config().lal),
         seeds: walks.seeds.clone(),
         totals: walks.totals,
         seconds: report.elapsed.as_secs_f64(),
@@ -189,12 +193,12 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         }
     };
     eprintln!(
-        "walking {} [{}] on {} thread(s) from seed {}: {:?}, lal {}",
+        "walking {} [{}] on {} thread(s) from seed {}: {}, lal {}",
         opts.model,
         opts.mutant.map_or("protocol", Mutant::name),
         opts.threads,
         opts.plan.first,
-        opts.bounds,
+        BoundsShown(&opts),
         opts.config().lal
     );
     let report = match runner::run(&opts) {

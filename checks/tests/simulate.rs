@@ -8,6 +8,7 @@ use common::sixfold;
 use sixfold_checks::replay::{replay, ReplayVerdict};
 use sixfold_checks::runner::{run, ModelCheck, ModelKind, ModelReport, Strategy};
 use sixfold_impl::trace_merge::load;
+use sixfold_model::check::region::RegionBounds;
 use sixfold_model::protocol::config::Mutant;
 
 fn out_dir(name: &str) -> std::path::PathBuf {
@@ -23,6 +24,7 @@ fn walks(
 ) -> ModelReport {
     let mut opts = ModelCheck::new(model, mutant);
     opts.bounds = model.walk_bounds(mutant);
+    opts.region = RegionBounds::walk(mutant);
     opts.strategy = Strategy::Simulation;
     opts.symmetry = false;
     opts.threads = threads;
@@ -135,11 +137,27 @@ fn walks_find_read_ignores_full() {
     );
 }
 
+#[test]
+fn walks_find_the_region_mutants() {
+    for (mutant, property) in [
+        (Mutant::NoRegionFence, "no split brain"),
+        (Mutant::SwitchoverNoWait, "switchover loses nothing"),
+        (Mutant::ApplyOutOfOrder, "prefix"),
+        (Mutant::RejoinKeepsSuffix, "no divergent read"),
+        (Mutant::SessionNoWait, "session reads see own writes"),
+        (Mutant::RpoIgnored, "failover loss is bounded"),
+    ] {
+        let report = walks(ModelKind::Region, Some(mutant), (1, 2_000), 2);
+        let v = report.verdicts.iter().find(|v| v.name == property).unwrap();
+        assert!(!v.holds, "region {mutant}: walks of seeds 1..=2000 miss it");
+    }
+}
+
 /// Every mutant has its test above.
 #[test]
 fn every_mutant_has_a_walk_test() {
     let all: usize = ModelKind::ALL.iter().map(|m| m.mutants().len()).sum();
-    assert_eq!(all, 11, "a new mutant needs a walks_find_ test");
+    assert_eq!(all, 17, "a new mutant needs a walks_find_ test");
 }
 
 /// The protocol at deep bounds: no `always` property broken in 300 walks of each model, every

@@ -13,13 +13,13 @@
 use sixfold_impl::client::Client;
 use sixfold_impl::host::{self, NodeSpec, ACTORS};
 use sixfold_impl::layout::Layout;
-use sixfold_model::protocol::config::{Config, Mutant};
+use sixfold_model::protocol::config::Config;
 use std::path::Path;
 use std::time::Duration;
 
 fn main() {
     let root = sixfold_traces::root();
-    for m in Mutant::ALL {
+    for m in sixfold_traces::replayed_mutants() {
         let lines = sixfold_traces::counterexample(m).expect("every mutant has a counterexample");
         let file = root
             .join("counterexamples")

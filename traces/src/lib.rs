@@ -54,6 +54,14 @@ pub fn counterexample(m: Mutant) -> Option<Vec<Line>> {
     text.lines().map(|l| serde_json::from_str(l).ok()).collect()
 }
 
+/// The mutants whose counterexamples are checked in and replayed: those of the models whose
+/// traces `sixfold replay` replays ([`ModelKind::replays`]; not yet `region`'s).
+pub fn replayed_mutants() -> impl Iterator<Item = Mutant> {
+    Mutant::ALL
+        .into_iter()
+        .filter(|m| broken_property(*m).0.replays())
+}
+
 /// Writes trace lines as NDJSON.
 pub fn write_lines(path: &Path, lines: &[Line]) -> std::io::Result<()> {
     let mut text = String::new();

@@ -6,4 +6,5 @@ pub mod failover;
 pub mod gossip;
 pub mod properties;
 pub mod quorum;
+pub mod region;
 pub mod symmetry;

@@ -359,13 +359,21 @@ mod tests {
     #[test]
     fn every_mutant_is_caught_by_exactly_one_invariant() {
         for m in Mutant::ALL {
-            let catchers: Vec<&str> = [QUORUM, FAILOVER, GOSSIP]
+            let mut catchers: Vec<&str> = [QUORUM, FAILOVER, GOSSIP]
                 .iter()
                 .flat_map(|props| props.iter())
                 .filter(|p| p.catches.contains(&m))
                 .inspect(|p| assert_eq!(p.kind, Kind::Always, "{} is a witness", p.name))
                 .map(|p| p.name)
                 .collect();
+            // The region model keeps its own list, of the same shape.
+            let region = crate::check::region::PROPS.iter();
+            catchers.extend(
+                region
+                    .filter(|p| p.catches.contains(&m))
+                    .inspect(|p| assert_eq!(p.kind, Kind::Always, "{} is a witness", p.name))
+                    .map(|p| p.name),
+            );
             assert_eq!(catchers.len(), 1, "{m}: {catchers:?}");
         }
     }

@@ -131,11 +131,28 @@ pub enum Mutant {
     /// The control plane promotes a new writer without waiting out the old writer's lease: the
     /// zombie keeps serving reads from segments that have not seen the new epoch.
     NoLeaseWait,
+    /// Regional replication: the old primary's storage ignores the region epoch, so a
+    /// switchover's fence does not stop the superseded writer.
+    NoRegionFence,
+    /// Regional replication: a managed switchover promotes its target without waiting for it to
+    /// apply everything the fenced old primary holds.
+    SwitchoverNoWait,
+    /// Regional replication: a secondary applies a shipped record as soon as it arrives, even
+    /// above a gap.
+    ApplyOutOfOrder,
+    /// Regional replication: a returning old primary rejoins as a secondary without discarding
+    /// the records above the promoted secondary's applied point.
+    RejoinKeepsSuffix,
+    /// Regional replication: the primary acknowledges commits without the `--rpo` gate.
+    RpoIgnored,
+    /// Regional replication: a write-forwarding session's read is served at once, without
+    /// waiting for the session's own write to be applied.
+    SessionNoWait,
 }
 
 impl Mutant {
     /// Every mutant, for `--help` listings and exhaustive tests.
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::WriteQuorum3,
         Mutant::ReadAnyNode,
         Mutant::ReadUnbounded,
@@ -147,6 +164,12 @@ impl Mutant {
         Mutant::NoRepair,
         Mutant::ReadIgnoresFull,
         Mutant::NoLeaseWait,
+        Mutant::NoRegionFence,
+        Mutant::SwitchoverNoWait,
+        Mutant::ApplyOutOfOrder,
+        Mutant::RejoinKeepsSuffix,
+        Mutant::RpoIgnored,
+        Mutant::SessionNoWait,
     ];
 
     /// The name used on the command line and in trace files.
@@ -163,6 +186,12 @@ impl Mutant {
             Mutant::NoRepair => "no-repair",
             Mutant::ReadIgnoresFull => "read-ignores-full",
             Mutant::NoLeaseWait => "no-lease-wait",
+            Mutant::NoRegionFence => "no-region-fence",
+            Mutant::SwitchoverNoWait => "switchover-no-wait",
+            Mutant::ApplyOutOfOrder => "apply-out-of-order",
+            Mutant::RejoinKeepsSuffix => "rejoin-keeps-suffix",
+            Mutant::RpoIgnored => "rpo-ignored",
+            Mutant::SessionNoWait => "session-no-wait",
         }
     }
 
@@ -180,6 +209,12 @@ impl Mutant {
             Mutant::NoRepair => "a recovered writer serves reads before its range is on 4 segments",
             Mutant::ReadIgnoresFull => "full/tail recovery reads 3 segments even if none is full",
             Mutant::NoLeaseWait => "the control plane promotes before the old writer's lease ends",
+            Mutant::NoRegionFence => "the old primary's storage ignores the region epoch",
+            Mutant::SwitchoverNoWait => "switchover promotes before the target is synchronized",
+            Mutant::ApplyOutOfOrder => "a secondary applies shipped records out of LSN order",
+            Mutant::RejoinKeepsSuffix => "a returning old primary keeps its divergent suffix",
+            Mutant::RpoIgnored => "commits are acknowledged without the --rpo gate",
+            Mutant::SessionNoWait => "session reads do not wait for the session's own write",
         }
     }
 }

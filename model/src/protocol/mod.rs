@@ -10,6 +10,7 @@ pub mod control;
 pub mod effects;
 pub mod log;
 pub mod msg;
+pub mod region;
 pub mod storage_node;
 pub mod topology;
 pub mod writer;
