@@ -266,7 +266,7 @@ pub enum QuorumAction {
     /// The control plane promotes this standby writer, in the next epoch. Its rule
     /// ([`control::may_promote`]) makes it wait out the current writer's lease first: the old
     /// writer's `Lease` timer fires, then the new writer starts. Under `no-lease-wait` it does
-    /// not wait (no mutant does so yet), and the old writer keeps its lease.
+    /// not wait, and the old writer keeps its lease.
     Promote(Id),
     /// The reader client starts and issues its first read (at any moment: before or after
     /// commits).
@@ -678,7 +678,7 @@ impl QuorumModel {
     /// far) and touches no other actor, so it commutes with every step that acknowledges
     /// nothing, and a start after such steps is the same behaviour as a start before them with
     /// its `Read` delivered later. This cuts the moments it may start from every state to one per
-    /// commit, which is what lets `failover --reads 1` (and `no-lease-wait`'s stale read) finish.
+    /// commit, which is what lets walks reach `no-lease-wait`'s stale read in under a second.
     fn reader_may_start(&self, state: &QuorumState) -> bool {
         self.reader.is_some_and(|r| state.crashed[r])
             && (!self.failover || state.history.reader_may_start)
