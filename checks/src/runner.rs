@@ -61,7 +61,7 @@ impl ModelKind {
     /// an old writer that leaves a record behind above a committed one (two writes);
     /// `no-repair` two failovers and a read between them, found by walks at the deep bounds
     /// ([`ModelKind::walk_bounds`]) in under a second (at two failovers and one write the walks
-    /// take some 40 s).
+    /// take some 40 s). Every mutant found by walks is walked at its walk bounds.
     pub fn default_bounds(self, deep: bool, mutant: Option<Mutant>) -> Bounds {
         match (self, deep) {
             (ModelKind::Quorum, true) => Bounds::deep(),
@@ -69,13 +69,11 @@ impl ModelKind {
             (ModelKind::Failover, false) if mutant == Some(Mutant::GossipIgnoresTruncation) => {
                 FailoverModel::gossip_bounds()
             }
+            // A mutant found by walks is walked at the bounds walks use.
             (ModelKind::Failover, false)
-                if matches!(mutant, Some(Mutant::NoRepair | Mutant::ReadIgnoresFull)) =>
+                if mutant.is_some_and(|m| self.mutant_strategy(m) == Strategy::Simulation) =>
             {
-                ModelKind::Failover.walk_bounds(mutant)
-            }
-            (ModelKind::Failover, false) if mutant == Some(Mutant::NoLeaseWait) => {
-                FailoverModel::lease_bounds()
+                self.walk_bounds(mutant)
             }
             (ModelKind::Failover, false) => FailoverModel::default_bounds(),
             (ModelKind::Failover, true) => FailoverModel::deep_bounds(),
@@ -400,17 +398,7 @@ impl ModelCheck {
             ),
             ("threads", self.threads as u64, 1, 64, ""),
         ];
-        for (name, value, min, max, why) in checks {
-            if value < min || value > max {
-                return Err(CheckError::BadBound {
-                    name,
-                    value,
-                    min,
-                    max,
-                    why,
-                });
-            }
-        }
+        in_ranges(&checks)?;
         if b.inflight > b.writes {
             return Err(CheckError::BadBound {
                 name: "inflight",
@@ -440,17 +428,7 @@ impl ModelCheck {
             ("rpo", b.rpo.map_or(0, u64::from), 0, 8, ""),
             ("threads", self.threads as u64, 1, 64, ""),
         ];
-        for (name, value, min, max, why) in checks {
-            if value < min || value > max {
-                return Err(CheckError::BadBound {
-                    name,
-                    value,
-                    min,
-                    max,
-                    why,
-                });
-            }
-        }
+        in_ranges(&checks)?;
         Ok(())
     }
 
@@ -472,6 +450,23 @@ impl ModelCheck {
             }
         }
         Ok(())
+    }
+}
+
+/// Each bound as (name, value, min, max, why), refused with the first out of its range.
+fn in_ranges(checks: &[(&'static str, u64, u64, u64, &'static str)]) -> Result<(), CheckError> {
+    match checks
+        .iter()
+        .find(|&&(_, v, min, max, _)| v < min || v > max)
+    {
+        Some(&(name, value, min, max, why)) => Err(CheckError::BadBound {
+            name,
+            value,
+            min,
+            max,
+            why,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -242,9 +242,9 @@ pub struct Ghost {
     pub promotions: u8,
     /// The geometry whose read quorums durability is judged against (a constant of the run).
     pub geometry: Geometry,
-    /// In `failover` with a reader: the reader has not started and nothing has happened since
-    /// the start or the last commit acknowledgement, so starting it now is a new behaviour
-    /// (see [`QuorumModel::reader_may_start`]). Always false elsewhere.
+    /// In `failover` with a reader: the reader has not started, and this is the initial state
+    /// or the last step acknowledged a commit, so starting it now is a new behaviour (see
+    /// [`QuorumModel::reader_may_start`]). Always false elsewhere.
     pub reader_may_start: bool,
     /// Zero in every real state. A symmetry representative ([`crate::check::symmetry`]) is an
     /// otherwise empty state whose `class` is the fingerprint of its symmetry class.
@@ -783,8 +783,8 @@ impl Model for QuorumModel {
                 .map(QuorumAction::Actor),
         );
         self.control_actions(state, actions);
-        // The reader starts at any moment: before a commit (so that it may see an uncommitted
-        // record) or after one (so that a stale read is possible).
+        // The reader starts before a commit (so that it may see an uncommitted record) or
+        // after one (so that a stale read is possible): see `reader_may_start` for when.
         if let Some(r) = self.reader.filter(|_| self.reader_may_start(state)) {
             actions.push(QuorumAction::StartReader(Id::from(r)));
         }
@@ -800,7 +800,7 @@ impl Model for QuorumModel {
 
     fn next_state(&self, last: &QuorumState, action: QuorumAction) -> Option<QuorumState> {
         let mut next = self.step(last, action)?;
-        if self.failover && self.reader.is_some() {
+        if self.failover {
             next.history.reader_may_start = self.reader.is_some_and(|r| next.crashed[r])
                 && next.history.committed > last.history.committed;
         }
